@@ -1,0 +1,43 @@
+"""mangum-ws: type-routed WebSocket RPC for FastAPI on API Gateway + Lambda, and locally."""
+
+from .app import MangumWS
+from .connection import Connection
+from .errors import (
+    ActionError,
+    ConnectionGone,
+    ConnectionNotReady,
+    MangumWSError,
+    MissingDependencyError,
+    PayloadTooLarge,
+    RegistrationError,
+    Reject,
+    SendError,
+)
+from .gateways import AwsGateway, Gateway, LocalGateway
+from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ErrorCode
+from .registry import ActionSpec, EventSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "PROTOCOL_VERSION",
+    "ActionError",
+    "ActionSpec",
+    "AwsGateway",
+    "Connection",
+    "ConnectionGone",
+    "ConnectionNotReady",
+    "ErrorCode",
+    "EventSpec",
+    "Gateway",
+    "LocalGateway",
+    "MangumWS",
+    "MangumWSError",
+    "MissingDependencyError",
+    "PayloadTooLarge",
+    "RegistrationError",
+    "Reject",
+    "SendError",
+    "__version__",
+]

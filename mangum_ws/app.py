@@ -1,0 +1,195 @@
+"""MangumWS: the registry, the routes into it and the sends out of it, in one object."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, overload
+
+import anyio
+from fastapi import APIRouter, FastAPI
+from mangum.types import LambdaHandler
+
+from .errors import ConnectionGone, ConnectionNotReady, MangumWSError, PayloadTooLarge, SendError
+from .gateways import AwsGateway, Gateway, LocalGateway
+from .internal_routes import make_internal_router
+from .lambda_bridge import make_lambda_handler
+from .lifecycle import connecting_id
+from .local_endpoint import Authorizer, make_local_endpoint
+from .protocol import MAX_MESSAGE_BYTES, encode_payload, event_frame
+from .registry import ActionSpec, EventSpec, Hook, Registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M")
+
+
+class MangumWS:
+    """WebSocket RPC for a FastAPI app on API Gateway + Lambda, and locally.
+
+    ``MangumWS(endpoint_url=url)`` sends through API Gateway's management API at ``url``
+    (boto3, the ``[aws]`` extra); without a URL it sends to sockets opened through
+    :meth:`mount`. Pass ``gateway=`` for any other transport, e.g. ``AwsGateway()`` to post
+    back to whichever API sent the event.
+
+    ``route_responses=True`` returns each reply as the Lambda's response body, for routes
+    configured as two-way in API Gateway (no extra API call); otherwise replies are posted
+    with ``post_to_connection``. Locally, replies always go straight down the socket.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        *,
+        gateway: Gateway | None = None,
+        route_responses: bool = False,
+        max_concurrency: int = 32,
+    ) -> None:
+        if gateway is not None and endpoint_url is not None:
+            raise ValueError("pass endpoint_url or gateway, not both")
+        if gateway is None:
+            gateway = (
+                AwsGateway(endpoint_url, max_concurrency=max_concurrency)
+                if endpoint_url
+                else LocalGateway()
+            )
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.gateway: Gateway = gateway
+        self.route_responses = route_responses
+        self.max_concurrency = max_concurrency
+        self.registry = Registry()
+        self.handler: type[LambdaHandler] = make_lambda_handler(self)
+
+    @property
+    def is_local(self) -> bool:
+        return self.gateway.is_local
+
+    # Lifecycle hooks (the seed API) -------------------------------------------------------
+
+    def on_connect(self, func: F) -> F:
+        """``async def f(connection_id: str)`` or ``f(conn: Connection)``; may raise ``Reject``."""
+        self.registry.on_connect = Hook.read(func, "on_connect", 1)
+        return func
+
+    def on_disconnect(self, func: F) -> F:
+        self.registry.on_disconnect = Hook.read(func, "on_disconnect", 1)
+        return func
+
+    def on_message(self, func: F) -> F:
+        """``async def f(connection_id: str, data: dict)``: messages no action claims."""
+        self.registry.on_message = Hook.read(func, "on_message", 2)
+        return func
+
+    # Typed actions and events -------------------------------------------------------------
+
+    def action(
+        self,
+        name: str,
+        *,
+        route: str | None = None,
+        input: Any = None,
+        output: Any = None,
+    ) -> Callable[[F], F]:
+        """Register a typed action; input and output are read from the annotations."""
+
+        def register(func: F) -> F:
+            spec = ActionSpec.read(name, func, route=route, input=input, output=output)
+            self.registry.add_action(spec)
+            return func
+
+        return register
+
+    @overload
+    def event(self, name: str, model: type[M]) -> EventSpec[M]: ...
+    @overload
+    def event(self, name: str, model: Any) -> EventSpec[Any]: ...
+
+    def event(self, name: str, model: Any) -> EventSpec[Any]:
+        """Register a typed server push; returns a handle whose ``emit`` sends it."""
+        from pydantic import TypeAdapter
+
+        spec: EventSpec[Any] = EventSpec(name, model, TypeAdapter(model), self)
+        self.registry.add_event(spec)
+        return spec
+
+    # Routes into the registry -------------------------------------------------------------
+
+    @functools.cached_property
+    def router(self) -> APIRouter:
+        """The internal routes the Lambda bridge calls: ``app.include_router(ws.router)``."""
+        return make_internal_router(self)
+
+    def mount(self, app: FastAPI, path: str = "/", *, authorizer: Authorizer | None = None) -> None:
+        """Serve the handlers on a real WebSocket at ``path``; a no-op when sending through AWS.
+
+        ``authorizer(conn)`` plays API Gateway's Lambda authorizer: it returns the context that
+        every later event of the connection carries (``conn.authorizer``), ``None`` to refuse
+        with 401, or raises ``Reject``.
+        """
+        if not isinstance(self.gateway, LocalGateway):
+            return
+        app.router.add_websocket_route(path, make_local_endpoint(self, self.gateway, authorizer))
+
+    # Sending ------------------------------------------------------------------------------
+
+    async def send(self, connection_ids: Iterable[str], data: Any) -> set[str]:
+        """Send ``data`` to every id; return the ids that are gone.
+
+        Every id is attempted, at most ``max_concurrency`` at a time. Ids that failed for
+        another reason (throttled past the retries, 403, a timeout) are never reported as gone:
+        they raise :class:`SendError` after the batch, with ``.failed`` and ``.gone``.
+        """
+        payload = encode_payload(data)
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(len(payload), MAX_MESSAGE_BYTES)
+        ids = list(dict.fromkeys(connection_ids))
+        connecting = connecting_id.get()
+        if connecting is not None and connecting in ids:
+            raise ConnectionNotReady(connecting)
+        gone: set[str] = set()
+        failed: dict[str, BaseException] = {}
+        pending = iter(ids)
+
+        async def worker() -> None:
+            for connection_id in pending:
+                try:
+                    await self.gateway.post(connection_id, payload)
+                except ConnectionGone:
+                    gone.add(connection_id)
+                except Exception as exc:
+                    failed[connection_id] = exc
+
+        async with anyio.create_task_group() as workers:
+            for _ in range(min(self.max_concurrency, len(ids))):
+                workers.start_soon(worker)
+        if failed:
+            raise SendError(failed, gone)
+        return gone
+
+    async def send_to_connection(self, connection_id: str, data: Any) -> bool:
+        """Send to one connection: True when delivered, False when it is gone; raises otherwise."""
+        if connecting_id.get() == connection_id:
+            raise ConnectionNotReady(connection_id)
+        payload = encode_payload(data)
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(len(payload), MAX_MESSAGE_BYTES)
+        try:
+            await self.gateway.post(connection_id, payload)
+        except ConnectionGone:
+            return False
+        return True
+
+    async def emit(self, event: str, data: Any, *, connection_ids: Iterable[str]) -> set[str]:
+        """Push a registered event (validated against its model); return the gone ids."""
+        spec = self.registry.events.get(event)
+        if spec is None:
+            raise MangumWSError(
+                f"event {event!r} is not registered; use ws.event({event!r}, Model)"
+            )
+        return await self.send(
+            connection_ids, event_frame(event, spec.adapter.validate_python(data))
+        )
+
+    async def disconnect(self, connection_id: str) -> None:
+        """Close a connection from the server side (DELETE @connections/{id} on AWS)."""
+        await self.gateway.delete(connection_id)

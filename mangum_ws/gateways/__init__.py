@@ -1,0 +1,7 @@
+"""Where pushes go: API Gateway's management API on AWS, the open sockets locally."""
+
+from .aws import AwsGateway
+from .base import Gateway
+from .local import LocalGateway
+
+__all__ = ["AwsGateway", "Gateway", "LocalGateway"]

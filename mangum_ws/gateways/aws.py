@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+import anyio
+import anyio.to_thread
+
+from ..errors import ConnectionGone, MissingDependencyError
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+
+_REGION_IN_URL = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
+
+
+def _require_boto3() -> None:
+    if importlib.util.find_spec("boto3") is None:
+        raise MissingDependencyError(
+            "sending through API Gateway needs boto3: install the extra with "
+            "`pip install 'mangum-ws[aws]'`"
+        )
+
+
+class AwsGateway:
+    """API Gateway's Management API (``post_to_connection``) through boto3.
+
+    boto3 is imported and the client built on the first send, never at import or construction
+    (Lambda cold starts). The client is built once and reused; its connection pool is sized
+    for ``max_concurrency`` parallel posts, each run in a worker thread so the event loop never
+    waits on a blocking HTTP call. Throttling (429 / LimitExceededException) and 5xx answers
+    are retried by botocore's standard retry mode with jittered exponential backoff.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        *,
+        region_name: str | None = None,
+        max_concurrency: int = 32,
+        max_attempts: int = 4,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 5.0,
+    ) -> None:
+        _require_boto3()
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.region_name = region_name
+        self.max_concurrency = max_concurrency
+        self._max_attempts = max_attempts
+        self._timeouts = (connect_timeout, read_timeout)
+        self._client: ApiGatewayManagementApiClient | None = None
+        self._client_lock = threading.Lock()
+        self._limiters: WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+            WeakKeyDictionary()
+        )
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+    def learn_endpoint(self, request_context: dict[str, Any]) -> None:
+        """Without a configured URL, post back to the API that sent the event."""
+        if self.endpoint_url is None:
+            domain, stage = request_context.get("domainName"), request_context.get("stage")
+            if domain and stage:
+                self.endpoint_url = f"https://{domain}/{stage}"
+
+    def _region(self) -> str:
+        if self.region_name:
+            return self.region_name
+        match = _REGION_IN_URL.search(self.endpoint_url or "")
+        if match:
+            return match.group(1)
+        return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+    @property
+    def client(self) -> ApiGatewayManagementApiClient:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._build_client()
+        return self._client
+
+    def _build_client(self) -> ApiGatewayManagementApiClient:
+        if self.endpoint_url is None:
+            raise RuntimeError(
+                "AwsGateway has no endpoint_url: pass one, or let the first API Gateway event "
+                "provide it (https://{domainName}/{stage})"
+            )
+        import boto3  # deferred: boto3 costs ~100 ms of cold start
+        from botocore.config import Config
+
+        connect_timeout, read_timeout = self._timeouts
+        config = Config(
+            max_pool_connections=self.max_concurrency,
+            retries={"mode": "standard", "max_attempts": self._max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            tcp_keepalive=True,
+        )
+        return boto3.session.Session().client(
+            "apigatewaymanagementapi",
+            endpoint_url=self.endpoint_url,
+            region_name=self._region(),
+            config=config,
+        )
+
+    def _post_blocking(self, connection_id: str, data: bytes) -> None:
+        client = self.client
+        try:
+            client.post_to_connection(ConnectionId=connection_id, Data=data)
+        except client.exceptions.GoneException as exc:
+            raise ConnectionGone(connection_id) from exc
+
+    def _delete_blocking(self, connection_id: str) -> None:
+        client = self.client
+        with contextlib.suppress(client.exceptions.GoneException):
+            client.delete_connection(ConnectionId=connection_id)
+
+    def _thread_limiter(self) -> anyio.CapacityLimiter:
+        # One per event loop: a limiter belongs to the loop that first waits on it.
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = anyio.CapacityLimiter(self.max_concurrency)
+        return limiter
+
+    async def post(self, connection_id: str, data: bytes) -> None:
+        await anyio.to_thread.run_sync(
+            self._post_blocking, connection_id, data, limiter=self._thread_limiter()
+        )
+
+    async def delete(self, connection_id: str) -> None:
+        await anyio.to_thread.run_sync(
+            self._delete_blocking, connection_id, limiter=self._thread_limiter()
+        )

@@ -1,0 +1,60 @@
+"""$connect and $disconnect, shared by the Lambda bridge and the local endpoint."""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from .connection import Connection
+from .dispatch import call
+from .errors import Reject
+from .registry import Registry
+
+logger = logging.getLogger("mangum_ws")
+
+# The id whose $connect is running in this task: API Gateway answers 410 to posts to it.
+connecting_id: ContextVar[str | None] = ContextVar("mangum_ws_connecting_id", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status_code: int
+    message: str
+
+
+async def admit(registry: Registry, conn: Connection) -> Refusal | None:
+    """Run the on_connect hook; a Refusal means the upgrade must be refused with its status.
+
+    The hook refuses by raising ``Reject(status, message)`` or by returning ``False``
+    (403). Any other exception refuses with 500 and is logged with its traceback.
+    """
+    hook = registry.on_connect
+    if hook is None:
+        return None
+    token = connecting_id.set(conn.connection_id)
+    try:
+        verdict = await call(
+            hook.func, hook.is_async, conn if hook.wants_connection else conn.connection_id
+        )
+    except Reject as exc:
+        return Refusal(exc.status_code, exc.message)
+    except Exception:
+        logger.exception("on_connect hook failed for connection %s", conn.connection_id)
+        return Refusal(500, "Internal Server Error")
+    finally:
+        connecting_id.reset(token)
+    if verdict is False:
+        return Refusal(403, "Forbidden")
+    return None
+
+
+async def farewell(registry: Registry, conn: Connection) -> None:
+    """Run the on_disconnect hook. Failures are logged: the connection is gone either way."""
+    hook = registry.on_disconnect
+    if hook is None:
+        return
+    try:
+        await call(hook.func, hook.is_async, conn if hook.wants_connection else conn.connection_id)
+    except Exception:
+        logger.exception("on_disconnect hook failed for connection %s", conn.connection_id)

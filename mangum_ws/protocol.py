@@ -1,0 +1,97 @@
+"""Wire protocol v1: the frames exchanged between clients and the server.
+
+Client to server, one JSON text frame per request (``action`` is top level so API Gateway's
+route selection expression ``$request.body.action`` can route it)::
+
+    {"action": "chat.send", "id": "c1", "data": {...}}
+
+Server to client, always a JSON object with a ``type``::
+
+    {"type": "result", "id": "c1", "action": "chat.send", "data": {...}}
+    {"type": "error", "id": "c1" | null, "action": "chat.send" | null,
+     "error": {"code": "...", "message": "...", "details": ... | null}}
+    {"type": "event", "event": "chat.message", "data": {...}}
+
+The full reference is docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic_core import to_json
+
+PROTOCOL_VERSION: Final = 1
+
+# API Gateway refuses WebSocket messages over 128 KB (frames over 32 KB are split by the client).
+MAX_MESSAGE_BYTES: Final = 128 * 1024
+
+
+class ErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_ACTION = "unknown_action"
+    INVALID_INPUT = "invalid_input"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNAUTHORIZED = "unauthorized"
+    INTERNAL_ERROR = "internal_error"
+
+
+def encode(value: Any) -> str:
+    """JSON text for a frame; Pydantic models inside are dumped by their wire (alias) names."""
+    return to_json(value, by_alias=True).decode()
+
+
+def result_frame(request_id: str | None, action: str, data: Any) -> str:
+    return encode({"type": "result", "id": request_id, "action": action, "data": data})
+
+
+def error_frame(
+    code: str,
+    message: str,
+    *,
+    request_id: str | None = None,
+    action: str | None = None,
+    details: Mapping[str, Any] | Sequence[Any] | None = None,
+) -> str:
+    return encode(
+        {
+            "type": "error",
+            "id": request_id,
+            "action": action,
+            "error": {"code": code, "message": message, "details": details},
+        }
+    )
+
+
+def event_frame(event: str, data: Any) -> str:
+    return encode({"type": "event", "event": event, "data": data})
+
+
+def encode_payload(data: Any) -> bytes:
+    """What ``send`` puts on the wire: text as is, anything else as JSON."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    return to_json(data, by_alias=True)
+
+
+def select_route(body: str | bytes | None, route_keys: Mapping[str, object]) -> str:
+    """API Gateway's route selection for ``$request.body.action``.
+
+    The value of the top-level ``action`` field selects a custom route key when one is
+    defined; anything else (no JSON, no such field, no such route) goes to ``$default``.
+    """
+    if not route_keys or not body:
+        return "$default"
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return "$default"
+    action = message.get("action") if isinstance(message, dict) else None
+    if isinstance(action, str) and action in route_keys:
+        return action
+    return "$default"
