@@ -1,0 +1,125 @@
+"""A stand-in for API Gateway's @connections management API, on 127.0.0.1 over real HTTP.
+
+moto's version never answers 410 and accepts every id, so Gone, throttling and failures are
+tested here. Errors carry ``x-amzn-ErrorType`` so botocore raises the exception AWS would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+_PATH = re.compile(r"^(?:/[^/@]+)?/@connections/(?P<id>[^/?]+)$")
+
+ERROR_TYPES = {
+    403: "ForbiddenException",
+    410: "GoneException",
+    413: "PayloadTooLargeException",
+    429: "LimitExceededException",
+    500: "InternalServerErrorException",
+}
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    delay: float = 0.0
+
+
+Responder = Callable[[str, int], Answer]
+"""(connection_id, attempt number for that id starting at 1) -> what to answer."""
+
+
+def live(ids: set[str]) -> Responder:
+    """200 for the ids in ``ids`` (read at each call), 410 for any other."""
+    return lambda cid, attempt: Answer(200 if cid in ids else 410)
+
+
+@dataclass
+class ManagementApi:
+    url: str
+    posts: list[tuple[str, bytes]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
+    responder: Responder = field(default=lambda cid, attempt: Answer(200))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def received(self, connection_id: str) -> list[object]:
+        with self.lock:
+            return [json.loads(d) for cid, d in self.posts if cid == connection_id]
+
+
+@contextmanager
+def management_api() -> Iterator[ManagementApi]:
+    api = ManagementApi(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway does
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+        def _answer(self, status: int, body: bytes = b"") -> None:
+            self.send_response(status)
+            if status >= 400:
+                error = ERROR_TYPES.get(status, "InternalServerErrorException")
+                self.send_header("x-amzn-ErrorType", error)
+                body = json.dumps({"message": error}).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _connection_id(self) -> str | None:
+            match = _PATH.match(self.path)
+            return unquote(match.group("id")) if match else None
+
+        def do_POST(self) -> None:
+            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            cid = self._connection_id()
+            if cid is None:
+                self._answer(404)
+                return
+            with api.lock:
+                attempt = api.attempts[cid] = api.attempts.get(cid, 0) + 1
+            answer = api.responder(cid, attempt)
+            if answer.delay:
+                time.sleep(answer.delay)
+            if answer.status == 200:
+                with api.lock:
+                    api.posts.append((cid, data))
+            self._answer(answer.status)
+
+        def do_DELETE(self) -> None:
+            cid = self._connection_id()
+            if cid is None:
+                self._answer(404)
+                return
+            with api.lock:
+                api.deletes.append(cid)
+            self._answer(204)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    host, port = server.server_address[:2]
+    api.url = f"http://{host}:{port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -1,0 +1,30 @@
+import mangum_ws
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(mangum_ws.__all__) == sorted(
+        [
+            "MAX_MESSAGE_BYTES",
+            "PROTOCOL_VERSION",
+            "ActionError",
+            "ActionSpec",
+            "AwsGateway",
+            "Connection",
+            "ConnectionGone",
+            "ConnectionNotReady",
+            "ErrorCode",
+            "EventSpec",
+            "Gateway",
+            "LocalGateway",
+            "MangumWS",
+            "MangumWSError",
+            "MissingDependencyError",
+            "PayloadTooLarge",
+            "RegistrationError",
+            "Reject",
+            "SendError",
+            "__version__",
+        ]
+    )
+    for name in mangum_ws.__all__:
+        assert hasattr(mangum_ws, name), name
