@@ -1,0 +1,214 @@
+"""Wire protocol v1 through the one dispatch function (no sockets, no Lambda)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any, Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+from mangum_ws import ActionError, Connection, MangumWS
+from mangum_ws.dispatch import dispatch
+from mangum_ws.protocol import MAX_MESSAGE_BYTES
+
+
+class SendIn(BaseModel):
+    room: str
+    text: str = Field(max_length=20)
+
+
+class SendOut(BaseModel):
+    message_id: str
+
+
+class Aliased(BaseModel):
+    model_config = {"populate_by_name": True}
+    user_name: str = Field(alias="userName")
+
+
+ws = MangumWS()
+calls: list[Any] = []
+
+
+@ws.action("chat.send")
+async def send(data: SendIn, conn: Connection) -> SendOut:
+    calls.append((data, conn.connection_id))
+    if data.room == "full":
+        raise ActionError("room_full", "Room is full", details={"room": data.room})
+    if data.room == "boom":
+        raise RuntimeError("secret traceback detail")
+    return SendOut(message_id=f"m-{data.text}")
+
+
+@ws.action("sync.echo")
+def sync_echo(data: SendIn) -> SendOut:
+    calls.append(threading.current_thread() is threading.main_thread())
+    return SendOut(message_id=data.text)
+
+
+@ws.action("bad.output")
+async def bad_output() -> SendOut:
+    return {"nope": 1}  # type: ignore[return-value]
+
+
+@ws.action("dict.output")
+async def dict_output() -> SendOut:
+    return {"message_id": "from-dict"}  # type: ignore[return-value]
+
+
+@ws.action("no.output")
+async def no_output(conn: Connection) -> None:
+    calls.append("no.output")
+
+
+@ws.action("aliased")
+async def aliased(data: Aliased) -> Aliased:
+    return data
+
+
+@ws.action("legacy", route="sendmessage")
+async def legacy(data: SendIn) -> SendOut:
+    return SendOut(message_id="legacy")
+
+
+@ws.action("literal", output=list[Literal["a", "b"]])
+async def literal() -> Any:
+    return ["a", "b"]
+
+
+def run(body: str | bytes | None, route_key: str = "$default") -> Any:
+    conn = Connection(connection_id="c1", sender=ws, route_key=route_key)
+    frame = asyncio.run(dispatch(ws.registry, body, conn))
+    return None if frame is None else json.loads(frame)
+
+
+def request(action: Any, data: Any = None, id: str | None = "1", **extra: Any) -> str:
+    message: dict[str, Any] = {"action": action, **extra}
+    if id is not None:
+        message["id"] = id
+    if data is not None:
+        message["data"] = data
+    return json.dumps(message)
+
+
+def error(code: str, frame: Any) -> dict[str, Any]:
+    assert frame["type"] == "error", frame
+    assert frame["error"]["code"] == code, frame
+    result: dict[str, Any] = frame["error"]
+    return result
+
+
+def test_result_frame() -> None:
+    assert run(request("chat.send", {"room": "r", "text": "hi"})) == {
+        "type": "result",
+        "id": "1",
+        "action": "chat.send",
+        "data": {"message_id": "m-hi"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "message is not valid JSON"),
+        ("[1, 2]", "message must be a JSON object"),
+        ('"text"', "message must be a JSON object"),
+        ("", "message must be a JSON object"),
+        (None, "message must be a JSON object"),
+        ('{"data": {}}', "message needs a string 'action' field"),
+        ('{"action": 5}', "message needs a string 'action' field"),
+        ('{"action": "chat.send", "id": 7}', "'id' must be a string"),
+    ],
+)
+def test_malformed_messages_get_bad_request(body: str | None, message: str) -> None:
+    frame = run(body)
+    assert error("bad_request", frame)["message"] == message
+
+
+def test_unknown_action_names_it_and_keeps_the_id() -> None:
+    frame = run(request("chat.nope", id="x9"))
+    assert frame["id"] == "x9"
+    assert frame["action"] == "chat.nope"
+    assert error("unknown_action", frame)["message"] == "unknown action 'chat.nope'"
+
+
+def test_invalid_input_gives_pydantic_errors_without_echoing_input() -> None:
+    secret = "s3cr3t-" + "x" * 30
+    frame = run(request("chat.send", {"room": "r", "text": secret}))
+    err = error("invalid_input", frame)
+    assert secret not in json.dumps(frame)
+    assert err["details"][0]["type"] == "string_too_long"
+    assert err["details"][0]["loc"] == ["text"]
+    assert "input" not in err["details"][0]
+    assert "url" not in err["details"][0]
+
+
+def test_missing_data_is_validated_as_empty_object() -> None:
+    err = error("invalid_input", run(request("chat.send")))
+    assert {d["loc"][0] for d in err["details"]} == {"room", "text"}
+
+
+def test_oversized_message_is_refused() -> None:
+    body = request("chat.send", {"room": "r", "text": "x" * MAX_MESSAGE_BYTES})
+    assert error("payload_too_large", run(body))["message"].startswith("message of ")
+
+
+def test_action_error_is_typed() -> None:
+    err = error("room_full", run(request("chat.send", {"room": "full", "text": "x"})))
+    assert err == {"code": "room_full", "message": "Room is full", "details": {"room": "full"}}
+
+
+def test_handler_crash_is_internal_error_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="mangum_ws"):
+        frame = run(request("chat.send", {"room": "boom", "text": "x"}))
+    assert error("internal_error", frame)["message"] == "internal error"
+    assert "secret traceback detail" not in json.dumps(frame)
+    assert "secret traceback detail" in caplog.text
+    assert "Traceback" in caplog.text
+
+
+def test_output_that_does_not_fit_is_internal_error(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="mangum_ws"):
+        frame = run(request("bad.output"))
+    error("internal_error", frame)
+    assert "does not fit its output" in caplog.text
+
+
+def test_output_dict_is_validated_into_the_model() -> None:
+    assert run(request("dict.output"))["data"] == {"message_id": "from-dict"}
+
+
+def test_sync_handlers_run_off_the_event_loop_thread() -> None:
+    calls.clear()
+    assert run(request("sync.echo", {"room": "r", "text": "t"}))["data"] == {"message_id": "t"}
+    assert calls == [False]
+
+
+def test_no_output_answers_only_when_the_caller_gave_an_id() -> None:
+    assert run(request("no.output", id=None)) is None
+    assert run(request("no.output", id="ack")) == {
+        "type": "result",
+        "id": "ack",
+        "action": "no.output",
+        "data": None,
+    }
+
+
+def test_aliases_are_the_wire_names() -> None:
+    assert run(request("aliased", {"userName": "ann"}))["data"] == {"userName": "ann"}
+
+
+def test_custom_route_key_selects_its_action() -> None:
+    frame = run(request("sendmessage", {"room": "r", "text": "x"}), route_key="sendmessage")
+    assert frame["action"] == "legacy"
+    assert frame["data"] == {"message_id": "legacy"}
+
+
+def test_explicit_output_type() -> None:
+    assert run(request("literal"))["data"] == ["a", "b"]
