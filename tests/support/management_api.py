@@ -68,7 +68,7 @@ def management_api() -> Iterator[ManagementApi]:
             super().setup()
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _answer(self, status: int, body: bytes = b"") -> None:
