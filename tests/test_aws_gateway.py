@@ -1,0 +1,140 @@
+"""Sending through API Gateway's management API with boto3, over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from mangum_ws import ConnectionNotReady, MangumWS, PayloadTooLarge, SendError
+from mangum_ws.lifecycle import connecting_id
+from tests.support.management_api import Answer, ManagementApi, live
+
+
+def test_send_delivers_and_reports_gone_ids(mgmt_api: ManagementApi) -> None:
+    mgmt_api.responder = live({"a", "b"})
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+    gone = asyncio.run(ws.send(connection_ids={"a", "b", "c", "d"}, data={"hello": "world"}))
+    assert gone == {"c", "d"}
+    assert mgmt_api.received("a") == [{"hello": "world"}]
+    assert mgmt_api.received("b") == [{"hello": "world"}]
+
+
+def test_send_text_is_sent_verbatim(mgmt_api: ManagementApi) -> None:
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+    assert asyncio.run(ws.send(connection_ids=["a"], data="plain text")) == set()
+    assert mgmt_api.posts == [("a", b"plain text")]
+
+
+def test_send_to_connection_true_false(mgmt_api: ManagementApi) -> None:
+    mgmt_api.responder = live({"alive"})
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+    assert asyncio.run(ws.send_to_connection("alive", {"n": 1})) is True
+    assert asyncio.run(ws.send_to_connection("dead", {"n": 1})) is False
+
+
+def test_failures_are_never_reported_as_gone(mgmt_api: ManagementApi) -> None:
+    mgmt_api.responder = lambda cid, attempt: Answer(
+        {"ok": 200, "gone": 410, "forbidden": 403}[cid]
+    )
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+    with pytest.raises(SendError) as info:
+        asyncio.run(ws.send(connection_ids=["ok", "gone", "forbidden"], data={"x": 1}))
+    assert info.value.gone == {"gone"}
+    assert set(info.value.failed) == {"forbidden"}
+    assert "ForbiddenException" in repr(info.value.failed["forbidden"])
+    assert mgmt_api.received("ok") == [{"x": 1}]
+    with pytest.raises(Exception, match="ForbiddenException"):
+        asyncio.run(ws.send_to_connection("forbidden", {"x": 1}))
+
+
+def test_throttling_is_retried_then_delivered(mgmt_api: ManagementApi) -> None:
+    mgmt_api.responder = lambda cid, attempt: Answer(429 if attempt < 3 else 200)
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+    assert asyncio.run(ws.send(connection_ids=["t"], data={"x": 1})) == set()
+    assert mgmt_api.attempts["t"] == 3
+    assert mgmt_api.received("t") == [{"x": 1}]
+
+
+def test_oversized_payload_is_refused_before_any_call(mgmt_api: ManagementApi) -> None:
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+    with pytest.raises(PayloadTooLarge):
+        asyncio.run(ws.send(connection_ids=["a"], data="x" * (128 * 1024 + 1)))
+    assert mgmt_api.attempts == {}
+
+
+def test_posting_to_the_connecting_id_is_refused(mgmt_api: ManagementApi) -> None:
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+
+    async def during_connect() -> None:
+        token = connecting_id.set("new")
+        try:
+            await ws.send(connection_ids=["new", "other"], data="welcome")
+        finally:
+            connecting_id.reset(token)
+
+    with pytest.raises(ConnectionNotReady):
+        asyncio.run(during_connect())
+    assert mgmt_api.attempts == {}
+
+
+def test_the_boto3_client_is_built_once_and_reused(mgmt_api: ManagementApi) -> None:
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+    asyncio.run(ws.send(connection_ids=["a"], data="1"))
+    client = ws.gateway.client  # type: ignore[attr-defined]
+    asyncio.run(ws.send(connection_ids=["b", "c"], data="2"))
+    assert ws.gateway.client is client  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def test_post_to_connection_against_moto_server(moto_url: str) -> None:
+    ws = MangumWS(endpoint_url=moto_url)
+    assert asyncio.run(ws.send(connection_ids={"abc=", "def="}, data={"via": "moto"})) == set()
+    assert asyncio.run(ws.send_to_connection("abc=", "again")) is True
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_boto3_is_not_imported_until_the_first_send() -> None:
+    result = _run(
+        "import json, sys, mangum_ws\n"
+        "ws = mangum_ws.MangumWS(endpoint_url='https://x.execute-api.eu-west-1.amazonaws.com/p')\n"
+        "print(json.dumps(['boto3' in sys.modules, 'botocore' in sys.modules, ws.is_local]))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [False, False, False]
+
+
+def test_missing_boto3_names_the_extra() -> None:
+    result = _run(
+        "import sys; sys.modules['boto3'] = None\n"
+        "import mangum_ws\n"
+        "try:\n"
+        "    mangum_ws.MangumWS(endpoint_url='http://127.0.0.1:9')\n"
+        "except mangum_ws.MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+        "print(mangum_ws.MangumWS().is_local)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'mangum-ws[aws]'" in result.stdout
+    assert result.stdout.strip().endswith("True")
