@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-
 class Sender(Protocol):
     async def send_to_connection(self, connection_id: str, data: Any) -> bool: ...
 
