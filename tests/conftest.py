@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -20,3 +22,20 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def mgmt_api() -> Iterator[ManagementApi]:
     with management_api() as api:
         yield api
+
+
+@pytest.fixture(autouse=True)
+def _close_mangums_event_loop() -> Iterator[None]:
+    """Mangum installs an event loop of its own and never closes it (on Lambda it lives as long
+    as the process); between tests that would leak as an unclosed-loop ResourceWarning."""
+    yield
+    policy = asyncio.get_event_loop_policy()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            loop = policy.get_event_loop()
+    except RuntimeError:
+        return
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
+    policy.set_event_loop(None)
