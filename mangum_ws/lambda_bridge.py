@@ -11,7 +11,6 @@ import base64
 import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote
 
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, LambdaHandler, Response, Scope
 
@@ -114,7 +113,7 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
                 "method": "POST",
                 "headers": [[b"content-type", b"application/json"]],
                 "path": path,
-                "raw_path": f"{INTERNAL_PREFIX}/{kind}/{quote(connection_id, safe='')}".encode(),
+                "raw_path": None,
                 "root_path": "",
                 "scheme": "https",
                 "query_string": b"",
