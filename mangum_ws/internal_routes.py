@@ -63,6 +63,7 @@ class InternalEndpoint:
     def __init__(self, owner: MangumWS, handle: Callable[[Invocation, bytes], Awaitable[Reply]]):
         self.owner = owner
         self.handle = handle
+        self.warned = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = scope.get(INVOCATION_KEY)
@@ -70,8 +71,16 @@ class InternalEndpoint:
             # The answer a missing route gets: nothing here for an HTTP caller to probe.
             await _respond(send, (404, b"Not Found", []))
             return
-        if isinstance(self.owner.gateway, AwsGateway):
-            self.owner.gateway.learn_endpoint(found.event["requestContext"])
+        gateway = self.owner.gateway
+        if isinstance(gateway, AwsGateway):
+            gateway.learn_endpoint(found.event["requestContext"])
+        elif gateway.is_local and not self.warned:
+            self.warned = True
+            logger.warning(
+                "an API Gateway WebSocket event arrived but MangumWS sends to local sockets, "
+                "so every push will report the connection gone: pass endpoint_url= "
+                "(e.g. from APIGW_MANAGEMENT_URL) or gateway=AwsGateway()"
+            )
         await _respond(send, await self.handle(found, await _read_body(receive)))
 
 

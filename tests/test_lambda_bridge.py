@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from mangum import Mangum
 from pydantic import BaseModel
 
-from mangum_ws import Connection, MangumWS, Reject
+from mangum_ws import Connection, ConnectionNotReady, MangumWS, Reject
 from tests.support.events import (
     FakeLambdaContext,
     connect_event,
@@ -255,3 +256,35 @@ def test_missing_hooks_and_actions_never_crash() -> None:
     frame = body_of(handler(message_event({"action": "nope", "id": "1"}), FakeLambdaContext()))
     assert frame["error"]["code"] == "unknown_action"
     assert handler(disconnect_event(), FakeLambdaContext())["statusCode"] == 200
+
+
+def test_push_to_the_connecting_id_is_refused_but_others_get_it(
+    mgmt_api: ManagementApi,
+) -> None:
+    ws = MangumWS(endpoint_url=mgmt_api.url)
+    app = FastAPI()
+    outcome: list[str] = []
+
+    @ws.on_connect
+    async def welcome(conn: Connection) -> None:
+        try:
+            await conn.send({"welcome": True})
+        except ConnectionNotReady as exc:
+            outcome.append(str(exc))
+        await ws.send(connection_ids={"Other0000000000="}, data={"joined": conn.connection_id})
+
+    app.include_router(ws.router)
+    handler = Mangum(app, custom_handlers=[ws.handler])
+    assert handler(connect_event(), FakeLambdaContext())["statusCode"] == 200
+    assert "during its $connect" in outcome[0]
+    assert mgmt_api.received("L0SM9cOFvHcCIhw=") == []
+    assert mgmt_api.received("Other0000000000=") == [{"joined": "L0SM9cOFvHcCIhw="}]
+
+
+def test_the_local_gateway_on_lambda_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    ws = MangumWS()
+    _, handler, _ = build(ws)
+    with caplog.at_level(logging.WARNING, logger="mangum_ws"):
+        handler(message_event({"action": "echo", "data": {"text": "x"}}), FakeLambdaContext())
+        handler(message_event({"action": "echo", "data": {"text": "x"}}), FakeLambdaContext())
+    assert caplog.text.count("sends to local sockets") == 1
