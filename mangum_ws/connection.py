@@ -13,7 +13,7 @@ class Sender(Protocol):
     async def emit(self, event: str, data: Any, *, connection_ids: Iterable[str]) -> set[str]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity: usable in sets and as a dict key
 class Connection:
     """One WebSocket connection, as seen by a single event.
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from mangum_ws import Connection, ConnectionNotReady, MangumWS, Reject
@@ -23,6 +23,10 @@ from tests.support.server import serve
 class PokeIn(BaseModel):
     name: str
     text: str
+
+
+class KickIn(BaseModel):
+    name: str
 
 
 class Poked(BaseModel):
@@ -73,6 +77,10 @@ def build() -> tuple[FastAPI, MangumWS, Seen]:
     @ws.action("poke")
     async def poke(data: PokeIn) -> None:
         await poked.emit(Poked(text=data.text), connection_ids={names[data.name]})
+
+    @ws.action("kick")
+    async def kick(data: KickIn) -> None:
+        await ws.disconnect(names[data.name])
 
     @ws.action("whoami")
     async def whoami(conn: Connection) -> Whoami:
@@ -228,3 +236,21 @@ def test_handler_crash_is_logged_and_the_connection_survives(
         "details": None,
     }
     assert "kaboom" in caplog.text
+
+
+def test_server_side_disconnect_closes_the_socket(server: tuple[str, MangumWS, Seen]) -> None:
+    address, _ws, seen = server
+    with (
+        connect(f"ws://{address}/?token=t&name=erin") as erin,
+        connect(f"ws://{address}/?token=t&name=frank") as frank,
+    ):
+        frank.send(json.dumps({"action": "kick", "id": "1", "data": {"name": "erin"}}))
+        assert recv(frank)["type"] == "result"
+        with pytest.raises(ConnectionClosedOK):
+            erin.recv(timeout=5)
+    erin_id = seen.connected[0].connection_id
+    for _ in range(100):
+        if erin_id in seen.disconnected:
+            break
+        time.sleep(0.02)
+    assert erin_id in seen.disconnected
