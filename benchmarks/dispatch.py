@@ -146,7 +146,7 @@ def seed(lifespan: str) -> Callable[[], Any]:
             return {"statusCode": response["status"]}
 
     app.include_router(router)
-    handler = Mangum(app, custom_handlers=[SeedHandler], lifespan=lifespan)  # type: ignore[arg-type,list-item]
+    handler = Mangum(app, custom_handlers=[SeedHandler], lifespan=lifespan)  # type: ignore[arg-type]
     assert handler(EVENT, None)["statusCode"] == 200  # type: ignore[arg-type]
     assert json.loads(replies[-1])["data"] == {"total": 5}
     return lambda: handler(EVENT, None)  # type: ignore[arg-type]

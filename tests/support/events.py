@@ -180,8 +180,8 @@ class FakeLambdaContext:
     aws_request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
     log_group_name = "/aws/lambda/chat"
     log_stream_name = "2026/11/25/[$LATEST]abcdef"
-    identity = None
-    client_context = None
+    identity: Any = None
+    client_context: Any = None
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000

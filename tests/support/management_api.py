@@ -113,8 +113,8 @@ def management_api() -> Iterator[ManagementApi]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    host, port = server.server_address[:2]
-    api.url = f"http://{host}:{port}"
+    port = server.server_address[1]
+    api.url = f"http://127.0.0.1:{port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
