@@ -85,6 +85,9 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
     """A Mangum custom handler class bound to one MangumWS."""
 
     class WebSocketHandler:
+        # Lets tools that only hold the Lambda handler (the local emulator) read the registry.
+        mangum_ws = owner
+
         @classmethod
         def infer(cls, event: LambdaEvent, context: LambdaContext, config: LambdaConfig) -> bool:
             return is_websocket_event(event)

@@ -1,0 +1,85 @@
+"""``python -m mangum_ws.local MODULE:HANDLER``: a Lambda handler behind a local API Gateway."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Any
+
+from .server import LocalApiGateway
+from .settings import IDLE_TIMEOUT, MAX_CONNECTION_AGE, GatewaySettings
+
+
+def load(target: str, app_dir: str) -> Any:
+    """Import ``module:attribute`` the way uvicorn does, with ``app_dir`` on the path."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise SystemExit(f"error: expected MODULE:HANDLER, got {target!r}")
+    sys.path.insert(0, os.path.abspath(app_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"error: cannot import {module_name!r}: {exc}") from exc
+    handler: Any = module
+    for part in attribute.split("."):
+        handler = getattr(handler, part, None)
+        if handler is None:
+            raise SystemExit(f"error: {module_name!r} has no attribute {attribute!r}")
+    if not callable(handler):
+        raise SystemExit(f"error: {target!r} is not callable")
+    return handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mangum_ws.local", description=__doc__)
+    parser.add_argument("target", help="the Lambda handler, as MODULE:HANDLER")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3001)
+    parser.add_argument("--stage", default="local")
+    parser.add_argument("--route-selection", default="$request.body.action")
+    parser.add_argument(
+        "--route",
+        action="append",
+        dest="routes",
+        metavar="KEY",
+        help="a custom route key (repeatable); default: read from the MangumWS",
+    )
+    parser.add_argument(
+        "--route-responses",
+        action="store_true",
+        help="two-way routes: send the Lambda's response body to the caller",
+    )
+    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, metavar="SECONDS")
+    parser.add_argument("--max-age", type=float, default=MAX_CONNECTION_AGE, metavar="SECONDS")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="Lambda invocations at a time (default 1, one environment)",
+    )
+    parser.add_argument("--app-dir", default=".", help="added to sys.path before importing")
+    args = parser.parse_args(argv)
+
+    handler = load(args.target, args.app_dir)
+    settings = GatewaySettings(
+        stage=args.stage,
+        route_selection=args.route_selection,
+        route_keys=frozenset(args.routes) if args.routes else None,
+        route_responses=args.route_responses,
+        idle_timeout=args.idle_timeout,
+        max_connection_age=args.max_age,
+        concurrency=args.concurrency,
+    )
+    gateway = LocalApiGateway(handler, host=args.host, port=args.port, settings=settings)
+    print(f"WebSocket:       {gateway.ws_url}  (also ws://{args.host}:{gateway.port}/)", flush=True)
+    print(f"Management API:  {gateway.url}  (APIGW_MANAGEMENT_URL)", flush=True)
+    try:
+        gateway.serve_forever()
+    finally:
+        gateway.gateway.close()
+
+
+if __name__ == "__main__":
+    main()

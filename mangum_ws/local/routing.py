@@ -1,0 +1,35 @@
+"""Route selection as API Gateway does it: ``$request.body.<path>`` picks a custom route key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+_PREFIX = "$request.body."
+
+
+class RouteSelector:
+    def __init__(self, expression: str, route_keys: Iterable[str]) -> None:
+        if not expression.startswith(_PREFIX) or len(expression) == len(_PREFIX):
+            raise ValueError(
+                f"unsupported route selection expression {expression!r}: only "
+                "'$request.body.<field>[.<field>...]' is emulated"
+            )
+        self.expression = expression
+        self.path = expression[len(_PREFIX) :].split(".")
+        self.route_keys = frozenset(route_keys)
+
+    def select(self, body: str) -> str:
+        """The custom route key the body selects, or ``$default`` (non-JSON, no field, no route)."""
+        try:
+            value: Any = json.loads(body)
+        except ValueError:
+            return "$default"
+        for part in self.path:
+            if not isinstance(value, dict) or part not in value:
+                return "$default"
+            value = value[part]
+        if isinstance(value, str) and value in self.route_keys:
+            return value
+        return "$default"

@@ -1,0 +1,94 @@
+"""Running the emulator: in a background thread for tests, or in the foreground for the CLI."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+from .gateway import LocalApiGatewayApp
+from .lambda_runtime import LambdaHandlerFn
+from .settings import MAX_MESSAGE_BYTES, GatewaySettings
+
+
+def _uvicorn_config(app: Any, **extra: Any) -> Any:
+    import uvicorn  # the [local] extra
+
+    # Messages over 128 KB are closed with 1009 by the WebSocket layer itself, as on AWS.
+    return uvicorn.Config(app, ws_max_size=MAX_MESSAGE_BYTES, lifespan="off", **extra)
+
+
+class LocalApiGateway:
+    """An emulated API Gateway WebSocket stage in front of a Lambda handler.
+
+    ``with LocalApiGateway(handler) as gw: ...`` serves ``gw.ws_url`` and the management API at
+    ``gw.url`` (give that to ``MangumWS(endpoint_url=...)`` or boto3) on a free 127.0.0.1 port.
+    """
+
+    def __init__(
+        self,
+        handler: LambdaHandlerFn,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: GatewaySettings | None = None,
+        **options: Any,
+    ) -> None:
+        self.settings = settings or GatewaySettings(**options)
+        self.gateway = LocalApiGatewayApp(handler, self.settings)
+        self.host = host
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port: int = self._socket.getsockname()[1]
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The management API endpoint (``APIGW_MANAGEMENT_URL``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/{self.settings.stage}"
+
+    @property
+    def connections(self) -> Any:
+        return self.gateway.connections
+
+    def start(self) -> LocalApiGateway:
+        import uvicorn
+
+        self._server = uvicorn.Server(_uvicorn_config(self.gateway.app, log_level="warning"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the local API Gateway did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self.gateway.close()
+        self._socket.close()
+
+    def serve_forever(self) -> None:
+        import uvicorn
+
+        uvicorn.Server(_uvicorn_config(self.gateway.app, log_level="info")).run(
+            sockets=[self._socket]
+        )
+
+    def __enter__(self) -> LocalApiGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
