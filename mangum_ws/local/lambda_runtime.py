@@ -47,10 +47,6 @@ class InvocationFailed(Exception):
     """The handler raised or returned something API Gateway cannot use."""
 
 
-def _new_loop() -> None:
-    asyncio.set_event_loop(asyncio.new_event_loop())
-
-
 class LambdaRuntime:
     def __init__(
         self,
@@ -65,9 +61,16 @@ class LambdaRuntime:
         self.handler = handler
         self.function_name = function_name
         self.timeout_seconds = timeout_seconds
+        self._loops: list[asyncio.AbstractEventLoop] = []
         self._pool = ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="lambda", initializer=_new_loop
+            max_workers=concurrency, thread_name_prefix="lambda", initializer=self._new_loop
         )
+
+    def _new_loop(self) -> None:
+        # Each execution environment keeps one loop, as Mangum does for a Lambda process.
+        loop = asyncio.new_event_loop()
+        self._loops.append(loop)
+        asyncio.set_event_loop(loop)
 
     def _invoke_blocking(self, event: dict[str, Any]) -> dict[str, Any]:
         context = LambdaContext(
@@ -88,3 +91,6 @@ class LambdaRuntime:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for loop in self._loops:
+            loop.close()
+        self._loops.clear()
