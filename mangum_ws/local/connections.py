@@ -50,11 +50,12 @@ class LiveConnection:
                     await self.websocket.close(code=code, reason=reason)
 
     def description(self) -> dict[str, object]:
-        """GET @connections/{id}, in the Management API's shape."""
+        """GET @connections/{id}, with the wire names of the Management API (boto3 maps
+        them to ConnectedAt / Identity / LastActiveAt)."""
         return {
-            "ConnectedAt": iso(self.peer.connected_at),
-            "Identity": {"SourceIp": self.peer.source_ip, "UserAgent": self.peer.user_agent},
-            "LastActiveAt": iso(self.last_active_ms),
+            "connectedAt": iso(self.peer.connected_at),
+            "identity": {"sourceIp": self.peer.source_ip, "userAgent": self.peer.user_agent},
+            "lastActiveAt": iso(self.last_active_ms),
         }
 
 
