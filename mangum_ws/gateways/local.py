@@ -43,6 +43,10 @@ class LocalGateway:
         self._sockets.pop(connection_id, None)
 
     async def post(self, connection_id: str, data: bytes) -> None:
+        await self.send_text(connection_id, data.decode())
+
+    async def send_text(self, connection_id: str, text: str) -> None:
+        """``post`` without the bytes round trip, for replies that are already text."""
         socket = self._sockets.get(connection_id)
         if socket is None:
             raise ConnectionGone(connection_id)
@@ -50,7 +54,7 @@ class LocalGateway:
             if socket.websocket.application_state is not WebSocketState.CONNECTED:
                 raise ConnectionGone(connection_id)
             try:
-                await socket.websocket.send_text(data.decode())
+                await socket.websocket.send_text(text)
             except (OSError, RuntimeError) as exc:  # closed under our feet
                 self.unregister(connection_id)
                 raise ConnectionGone(connection_id) from exc

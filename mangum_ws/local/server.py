@@ -80,12 +80,12 @@ class LocalApiGateway:
         self.gateway.close()
         self._socket.close()
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, log_level: str = "info") -> None:
         import uvicorn
 
-        uvicorn.Server(_uvicorn_config(self.gateway.app, log_level="info")).run(
-            sockets=[self._socket]
-        )
+        # No access log: one line per @connections POST would drown everything else.
+        config = _uvicorn_config(self.gateway.app, log_level=log_level, access_log=False)
+        uvicorn.Server(config).run(sockets=[self._socket])
 
     def __enter__(self) -> LocalApiGateway:
         return self.start()
