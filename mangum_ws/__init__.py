@@ -16,6 +16,8 @@ from .errors import (
 from .gateways import AwsGateway, Gateway, LocalGateway
 from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ErrorCode
 from .registry import ActionSpec, EventSpec
+from .sending import SendReport
+from .store import ConnectionRecord, ConnectionStore, DynamoDBStore, InMemoryStore
 
 __version__ = "0.1.0"
 
@@ -28,9 +30,13 @@ __all__ = [
     "Connection",
     "ConnectionGone",
     "ConnectionNotReady",
+    "ConnectionRecord",
+    "ConnectionStore",
+    "DynamoDBStore",
     "ErrorCode",
     "EventSpec",
     "Gateway",
+    "InMemoryStore",
     "LocalGateway",
     "MangumWS",
     "MangumWSError",
@@ -39,5 +45,6 @@ __all__ = [
     "RegistrationError",
     "Reject",
     "SendError",
+    "SendReport",
     "__version__",
 ]

@@ -6,7 +6,6 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
-import anyio
 from fastapi import APIRouter, FastAPI
 from mangum.types import LambdaHandler
 
@@ -18,6 +17,8 @@ from .lifecycle import connecting_id
 from .local_endpoint import Authorizer, make_local_endpoint
 from .protocol import MAX_MESSAGE_BYTES, encode_payload, event_frame
 from .registry import ActionSpec, EventSpec, Hook, Registry
+from .sending import SendReport, fan_out
+from .store import ConnectionRecord, ConnectionStore, InMemoryStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M")
@@ -43,6 +44,7 @@ class MangumWS:
         gateway: Gateway | None = None,
         route_responses: bool = False,
         max_concurrency: int = 32,
+        store: ConnectionStore | None = None,
     ) -> None:
         if gateway is not None and endpoint_url is not None:
             raise ValueError("pass endpoint_url or gateway, not both")
@@ -57,6 +59,7 @@ class MangumWS:
         self.gateway: Gateway = gateway
         self.route_responses = route_responses
         self.max_concurrency = max_concurrency
+        self.store: ConnectionStore = store if store is not None else InMemoryStore()
         self.registry = Registry()
         self.handler: type[LambdaHandler] = make_lambda_handler(self)
 
@@ -139,6 +142,13 @@ class MangumWS:
         another reason (throttled past the retries, 403, a timeout) are never reported as gone:
         they raise :class:`SendError` after the batch, with ``.failed`` and ``.gone``.
         """
+        report = await self.deliver(connection_ids, data)
+        if report.failed:
+            raise SendError(report.failed, report.gone)
+        return report.gone
+
+    async def deliver(self, connection_ids: Iterable[str], data: Any) -> SendReport:
+        """Like :meth:`send`, but never raises for a failed id: returns where each id ended."""
         payload = encode_payload(data)
         if len(payload) > MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(len(payload), MAX_MESSAGE_BYTES)
@@ -146,25 +156,7 @@ class MangumWS:
         connecting = connecting_id.get()
         if connecting is not None and connecting in ids:
             raise ConnectionNotReady(connecting)
-        gone: set[str] = set()
-        failed: dict[str, BaseException] = {}
-        pending = iter(ids)
-
-        async def worker() -> None:
-            for connection_id in pending:
-                try:
-                    await self.gateway.post(connection_id, payload)
-                except ConnectionGone:
-                    gone.add(connection_id)
-                except Exception as exc:
-                    failed[connection_id] = exc
-
-        async with anyio.create_task_group() as workers:
-            for _ in range(min(self.max_concurrency, len(ids))):
-                workers.start_soon(worker)
-        if failed:
-            raise SendError(failed, gone)
-        return gone
+        return await fan_out(self.gateway, ids, payload, min(self.max_concurrency, len(ids)))
 
     async def send_to_connection(self, connection_id: str, data: Any) -> bool:
         """Send to one connection: True when delivered, False when it is gone; raises otherwise."""
@@ -181,14 +173,43 @@ class MangumWS:
 
     async def emit(self, event: str, data: Any, *, connection_ids: Iterable[str]) -> set[str]:
         """Push a registered event (validated against its model); return the gone ids."""
+        spec = self._event(event)
+        return await self.send(
+            connection_ids, event_frame(event, spec.adapter.validate_python(data))
+        )
+
+    def _event(self, event: str) -> EventSpec[Any]:
         spec = self.registry.events.get(event)
         if spec is None:
             raise MangumWSError(
                 f"event {event!r} is not registered; use ws.event({event!r}, Model)"
             )
-        return await self.send(
-            connection_ids, event_frame(event, spec.adapter.validate_python(data))
-        )
+        return spec
+
+    # Connections and topics (kept in ``store``) ---------------------------------------------
+
+    async def connection(self, connection_id: str) -> ConnectionRecord | None:
+        """What was kept of a connection at $connect (query, authorizer, source IP)."""
+        return await self.store.get(connection_id)
+
+    async def subscribe(self, connection_id: str, topic: str) -> None:
+        await self.store.subscribe(connection_id, topic)
+
+    async def unsubscribe(self, connection_id: str, topic: str) -> None:
+        await self.store.unsubscribe(connection_id, topic)
+
+    async def publish(self, topic: str, event: str, data: Any) -> SendReport:
+        """Push a registered event to every subscriber of ``topic``.
+
+        Gone subscribers are removed from the store on the spot; failed ones are kept (they
+        may be alive) and listed in the report.
+        """
+        spec = self._event(event)
+        frame = event_frame(event, spec.adapter.validate_python(data))
+        report = await self.deliver(await self.store.subscribers(topic), frame)
+        for connection_id in report.gone:
+            await self.store.remove(connection_id)
+        return report
 
     async def disconnect(self, connection_id: str) -> None:
         """Close a connection from the server side (DELETE @connections/{id} on AWS)."""

@@ -100,13 +100,13 @@ def make_internal_router(owner: MangumWS) -> APIRouter:
 
     async def connect(found: Invocation, body: bytes) -> Reply:
         conn = connection_from_event(found.event, owner)
-        refusal = await admit(owner.registry, conn)
+        refusal = await admit(owner.registry, conn, owner.store)
         if refusal is not None:
             return refusal.status_code, refusal.message.encode(), []
         return 200, b"", subprotocol_header(conn.headers.get("sec-websocket-protocol"))
 
     async def disconnect(found: Invocation, body: bytes) -> Reply:
-        await farewell(owner.registry, connection_from_event(found.event, owner))
+        await farewell(owner.registry, connection_from_event(found.event, owner), owner.store)
         return 200, b"", []
 
     router = APIRouter()

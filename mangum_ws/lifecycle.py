@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from .connection import Connection
 from .dispatch import call
 from .errors import Reject
-from .registry import Registry
+from .registry import Hook, Registry
+from .store import ConnectionRecord, ConnectionStore
 
 logger = logging.getLogger("mangum_ws")
 
@@ -23,15 +24,33 @@ class Refusal:
     message: str
 
 
-async def admit(registry: Registry, conn: Connection) -> Refusal | None:
+async def admit(registry: Registry, conn: Connection, store: ConnectionStore) -> Refusal | None:
     """Run the on_connect hook; a Refusal means the upgrade must be refused with its status.
 
     The hook refuses by raising ``Reject(status, message)`` or by returning ``False``
     (403). Any other exception refuses with 500 and is logged with its traceback.
     """
     hook = registry.on_connect
-    if hook is None:
-        return None
+    if hook is not None:
+        refusal = await _run_connect_hook(hook, conn)
+        if refusal is not None:
+            return refusal
+    try:
+        await store.add(
+            ConnectionRecord(
+                conn.connection_id,
+                source_ip=conn.source_ip,
+                query=dict(conn.query),
+                authorizer=dict(conn.authorizer),
+            )
+        )
+    except Exception:
+        logger.exception("could not store connection %s", conn.connection_id)
+        return Refusal(500, "Internal Server Error")
+    return None
+
+
+async def _run_connect_hook(hook: Hook, conn: Connection) -> Refusal | None:
     token = connecting_id.set(conn.connection_id)
     try:
         verdict = await call(
@@ -49,12 +68,17 @@ async def admit(registry: Registry, conn: Connection) -> Refusal | None:
     return None
 
 
-async def farewell(registry: Registry, conn: Connection) -> None:
-    """Run the on_disconnect hook. Failures are logged: the connection is gone either way."""
+async def farewell(registry: Registry, conn: Connection, store: ConnectionStore) -> None:
+    """Run the on_disconnect hook, then forget the connection and its subscriptions.
+    Failures are logged: the connection is gone either way (and store items expire)."""
     hook = registry.on_disconnect
-    if hook is None:
-        return
+    if hook is not None:
+        try:
+            who = conn if hook.wants_connection else conn.connection_id
+            await call(hook.func, hook.is_async, who)
+        except Exception:
+            logger.exception("on_disconnect hook failed for connection %s", conn.connection_id)
     try:
-        await call(hook.func, hook.is_async, conn if hook.wants_connection else conn.connection_id)
+        await store.remove(conn.connection_id)
     except Exception:
-        logger.exception("on_disconnect hook failed for connection %s", conn.connection_id)
+        logger.exception("could not remove connection %s from the store", conn.connection_id)

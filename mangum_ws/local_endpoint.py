@@ -87,7 +87,7 @@ def make_local_endpoint(
             await _refuse(websocket, authorized)
             return
         conn = replace(conn, authorizer=authorized)
-        refusal = await admit(registry, conn)
+        refusal = await admit(registry, conn, owner.store)
         if refusal is not None:
             await _refuse(websocket, refusal)
             return
@@ -136,7 +136,7 @@ def make_local_endpoint(
             with anyio.CancelScope(shield=True):
                 # Like API Gateway, messages already received are still handled.
                 await asyncio.gather(*running, return_exceptions=True)
-                await farewell(registry, _message_conn(conn, "$disconnect"))
+                await farewell(registry, _message_conn(conn, "$disconnect"), owner.store)
 
     return endpoint
 

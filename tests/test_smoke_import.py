@@ -12,9 +12,13 @@ def test_public_api_is_pinned() -> None:
             "Connection",
             "ConnectionGone",
             "ConnectionNotReady",
+            "ConnectionRecord",
+            "ConnectionStore",
+            "DynamoDBStore",
             "ErrorCode",
             "EventSpec",
             "Gateway",
+            "InMemoryStore",
             "LocalGateway",
             "MangumWS",
             "MangumWSError",
@@ -23,6 +27,7 @@ def test_public_api_is_pinned() -> None:
             "RegistrationError",
             "Reject",
             "SendError",
+            "SendReport",
             "__version__",
         ]
     )

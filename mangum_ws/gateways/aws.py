@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import random
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,28 @@ if TYPE_CHECKING:
 _REGION_IN_URL = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 
 
-def _require_boto3() -> None:
+_THROTTLED = frozenset(
+    {"LimitExceededException", "ThrottlingException", "TooManyRequestsException", "Throttling"}
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: throttling, a 5xx, or the connection to the endpoint failing."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return exc.response.get("Error", {}).get("Code") in _THROTTLED or status in (
+            429,
+            500,
+            502,
+            503,
+            504,
+        )
+    return isinstance(exc, ConnectionError | HTTPClientError)
+
+
+def require_boto3() -> None:
     if importlib.util.find_spec("boto3") is None:
         raise MissingDependencyError(
             "sending through API Gateway needs boto3: install the extra with "
@@ -34,8 +56,10 @@ class AwsGateway:
     boto3 is imported and the client built on the first send, never at import or construction
     (Lambda cold starts). The client is built once and reused; its connection pool is sized
     for ``max_concurrency`` parallel posts, each run in a worker thread so the event loop never
-    waits on a blocking HTTP call. Throttling (429 / LimitExceededException) and 5xx answers
-    are retried by botocore's standard retry mode with jittered exponential backoff.
+    waits on a blocking HTTP call. Throttling (429 / LimitExceededException), 5xx answers and
+    dropped connections are retried up to ``max_attempts`` with full-jitter exponential backoff
+    (``backoff_base * 2**attempt``, capped at ``backoff_cap``) awaited on the event loop, so a
+    backing-off post holds no worker thread. botocore's own retries are off: one policy, ours.
     """
 
     def __init__(
@@ -45,16 +69,22 @@ class AwsGateway:
         region_name: str | None = None,
         max_concurrency: int = 32,
         max_attempts: int = 4,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 2.0,
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
     ) -> None:
-        _require_boto3()
+        require_boto3()
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
         self.region_name = region_name
         self.max_concurrency = max_concurrency
-        self._max_attempts = max_attempts
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
         self._timeouts = (connect_timeout, read_timeout)
         self._client: ApiGatewayManagementApiClient | None = None
         self._client_lock = threading.Lock()
@@ -101,7 +131,7 @@ class AwsGateway:
         connect_timeout, read_timeout = self._timeouts
         config = Config(
             max_pool_connections=self.max_concurrency,
-            retries={"mode": "standard", "max_attempts": self._max_attempts},
+            retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             tcp_keepalive=True,
@@ -134,9 +164,20 @@ class AwsGateway:
         return limiter
 
     async def post(self, connection_id: str, data: bytes) -> None:
-        await anyio.to_thread.run_sync(
-            self._post_blocking, connection_id, data, limiter=self._thread_limiter()
-        )
+        limiter = self._thread_limiter()
+        for attempt in range(self.max_attempts):
+            try:
+                await anyio.to_thread.run_sync(
+                    self._post_blocking, connection_id, data, limiter=limiter
+                )
+                return
+            except ConnectionGone:
+                raise
+            except Exception as exc:
+                if attempt + 1 == self.max_attempts or not is_transient(exc):
+                    raise
+            ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
+            await anyio.sleep(random.uniform(0, ceiling))
 
     async def delete(self, connection_id: str) -> None:
         await anyio.to_thread.run_sync(

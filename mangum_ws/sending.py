@@ -1,0 +1,53 @@
+"""Fan-out: one payload to many connections, bounded, with every id accounted for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import anyio
+
+from .errors import ConnectionGone
+from .gateways.base import Gateway
+
+
+@dataclass(slots=True)
+class SendReport:
+    """Where each id of a send ended: exactly one of delivered, gone or failed.
+
+    ``gone`` ids are closed for good (API Gateway's 410): drop them. ``failed`` ids hit another
+    error after the retries (403, throttling that outlasted the backoff, timeouts): they may well
+    be alive, so keep them.
+    """
+
+    delivered: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)
+    failed: dict[str, BaseException] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+async def fan_out(
+    gateway: Gateway, connection_ids: Iterable[str], payload: bytes, concurrency: int
+) -> SendReport:
+    """Post ``payload`` to every id, at most ``concurrency`` at a time (no task per id)."""
+    report = SendReport()
+    pending = iter(dict.fromkeys(connection_ids))
+
+    async def worker() -> None:
+        for connection_id in pending:
+            try:
+                await gateway.post(connection_id, payload)
+            except ConnectionGone:
+                report.gone.add(connection_id)
+            except Exception as exc:
+                report.failed[connection_id] = exc
+            else:
+                report.delivered.add(connection_id)
+
+    async with anyio.create_task_group() as workers:
+        for _ in range(concurrency):
+            workers.start_soon(worker)
+    return report

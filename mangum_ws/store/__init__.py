@@ -1,0 +1,7 @@
+"""Where connections and topic subscriptions live: in memory locally, DynamoDB on AWS."""
+
+from .base import ConnectionRecord, ConnectionStore
+from .dynamodb import DynamoDBStore
+from .memory import InMemoryStore
+
+__all__ = ["ConnectionRecord", "ConnectionStore", "DynamoDBStore", "InMemoryStore"]

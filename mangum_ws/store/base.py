@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """What is kept of a connection from its $connect on, for later invocations to read."""
+
+    connection_id: str
+    connected_at: float = field(default_factory=time.time)
+    source_ip: str | None = None
+    query: Mapping[str, str] = field(default_factory=dict)
+    authorizer: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ConnectionStore(Protocol):
+    """Connections and their topic subscriptions, shared by every invocation."""
+
+    async def add(self, record: ConnectionRecord) -> None: ...
+
+    async def get(self, connection_id: str) -> ConnectionRecord | None: ...
+
+    async def remove(self, connection_id: str) -> None:
+        """Forget the connection and all its subscriptions; a no-op for an unknown id."""
+        ...
+
+    async def subscribe(self, connection_id: str, topic: str) -> None: ...
+
+    async def unsubscribe(self, connection_id: str, topic: str) -> None: ...
+
+    async def subscribers(self, topic: str) -> set[str]: ...
+
+    async def topics(self, connection_id: str) -> set[str]: ...

@@ -1,0 +1,184 @@
+"""Connections and topics in one DynamoDB table, for Lambda where no memory is shared.
+
+Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute ``ttl``. Items:
+
+    pk = "conn#<id>",    sk = "conn"            the connection: connected_at, source_ip,
+                                                query and authorizer (JSON), ttl
+    pk = "conn#<id>",    sk = "topic#<topic>"   a subscription, seen from the connection
+    pk = "topic#<topic>", sk = "conn#<id>"      the same subscription, seen from the topic
+
+Every item expires ``ttl_seconds`` (default 3 h, at least 2 h: API Gateway's maximum connection
+age) after it was written, because ``$disconnect`` is best-effort and may never come.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+
+from .base import ConnectionRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+T = TypeVar("T")
+MIN_TTL_SECONDS = 2 * 60 * 60
+
+
+class DynamoDBStore:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        ttl_seconds: int = 3 * 60 * 60,
+    ) -> None:
+        if ttl_seconds < MIN_TTL_SECONDS:
+            raise ValueError(
+                f"ttl_seconds must be at least {MIN_TTL_SECONDS} (API Gateway keeps a connection "
+                "up to 2 h, and $disconnect is best-effort)"
+            )
+        from ..gateways.aws import require_boto3
+
+        require_boto3()
+        self.table_name = table_name
+        self.endpoint_url = endpoint_url
+        self.region_name = region_name
+        self.ttl_seconds = ttl_seconds
+        self._client: DynamoDBClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3  # deferred, as for the gateway: cold starts
+
+                    self._client = boto3.session.Session().client(
+                        "dynamodb", endpoint_url=self.endpoint_url, region_name=self.region_name
+                    )
+        return self._client
+
+    async def _run(self, func: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(func)
+
+    def _expiry(self) -> dict[str, str]:
+        return {"N": str(int(time.time()) + self.ttl_seconds)}
+
+    async def add(self, record: ConnectionRecord) -> None:
+        item = {
+            "pk": {"S": f"conn#{record.connection_id}"},
+            "sk": {"S": "conn"},
+            "connected_at": {"N": repr(record.connected_at)},
+            "query": {"S": json.dumps(dict(record.query))},
+            "authorizer": {"S": json.dumps(dict(record.authorizer))},
+            "ttl": self._expiry(),
+        }
+        if record.source_ip is not None:
+            item["source_ip"] = {"S": record.source_ip}
+        await self._run(lambda: self.client.put_item(TableName=self.table_name, Item=item))
+
+    async def get(self, connection_id: str) -> ConnectionRecord | None:
+        key = {"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}}
+        answer = await self._run(
+            lambda: self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+        )
+        item = answer.get("Item")
+        if item is None:
+            return None
+        return ConnectionRecord(
+            connection_id=connection_id,
+            connected_at=float(item["connected_at"]["N"]),
+            source_ip=item["source_ip"]["S"] if "source_ip" in item else None,
+            query=json.loads(item["query"]["S"]),
+            authorizer=json.loads(item["authorizer"]["S"]),
+        )
+
+    def _query(self, pk: str) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
+        ):
+            yield from page.get("Items", [])
+
+    def _delete_all(self, keys: list[dict[str, Any]]) -> None:
+        for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 at most
+            requests: Any = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            while requests:
+                answer = self.client.batch_write_item(RequestItems={self.table_name: requests})
+                requests = answer.get("UnprocessedItems", {}).get(self.table_name, [])
+
+    async def remove(self, connection_id: str) -> None:
+        def remove_blocking() -> None:
+            keys: list[dict[str, Any]] = []
+            for item in self._query(f"conn#{connection_id}"):
+                keys.append({"pk": item["pk"], "sk": item["sk"]})
+                sort_key = item["sk"]["S"]
+                if sort_key.startswith("topic#"):
+                    keys.append({"pk": {"S": sort_key}, "sk": {"S": f"conn#{connection_id}"}})
+            self._delete_all(keys)
+
+        await self._run(remove_blocking)
+
+    def _pair(self, connection_id: str, topic: str) -> list[dict[str, Any]]:
+        return [
+            {"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": f"topic#{topic}"}},
+            {"pk": {"S": f"topic#{topic}"}, "sk": {"S": f"conn#{connection_id}"}},
+        ]
+
+    async def subscribe(self, connection_id: str, topic: str) -> None:
+        expiry = self._expiry()
+        items: Any = [
+            {"Put": {"TableName": self.table_name, "Item": {**key, "ttl": expiry}}}
+            for key in self._pair(connection_id, topic)
+        ]
+        await self._run(lambda: self.client.transact_write_items(TransactItems=items))
+
+    async def unsubscribe(self, connection_id: str, topic: str) -> None:
+        await self._run(lambda: self._delete_all(self._pair(connection_id, topic)))
+
+    async def subscribers(self, topic: str) -> set[str]:
+        def read() -> set[str]:
+            return {item["sk"]["S"][len("conn#") :] for item in self._query(f"topic#{topic}")}
+
+        return await self._run(read)
+
+    async def topics(self, connection_id: str) -> set[str]:
+        def read() -> set[str]:
+            return {
+                item["sk"]["S"][len("topic#") :]
+                for item in self._query(f"conn#{connection_id}")
+                if item["sk"]["S"].startswith("topic#")
+            }
+
+        return await self._run(read)
+
+    def create_table(self) -> None:
+        """Create the table with its key schema and TTL (for tests and local setups)."""
+        self.client.create_table(
+            TableName=self.table_name,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.client.get_waiter("table_exists").wait(TableName=self.table_name)
+        self.client.update_time_to_live(
+            TableName=self.table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+        )

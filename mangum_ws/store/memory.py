@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from .base import ConnectionRecord
+
+
+class InMemoryStore:
+    """The local default: this process's memory. On Lambda every instance would have its own,
+    so deployed apps use :class:`DynamoDBStore`."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, ConnectionRecord] = {}
+        self._topics: dict[str, set[str]] = {}
+        self._subscriptions: dict[str, set[str]] = {}
+
+    async def add(self, record: ConnectionRecord) -> None:
+        self._connections[record.connection_id] = record
+
+    async def get(self, connection_id: str) -> ConnectionRecord | None:
+        return self._connections.get(connection_id)
+
+    async def remove(self, connection_id: str) -> None:
+        self._connections.pop(connection_id, None)
+        for topic in self._subscriptions.pop(connection_id, set()):
+            members = self._topics.get(topic)
+            if members is not None:
+                members.discard(connection_id)
+                if not members:
+                    del self._topics[topic]
+
+    async def subscribe(self, connection_id: str, topic: str) -> None:
+        self._topics.setdefault(topic, set()).add(connection_id)
+        self._subscriptions.setdefault(connection_id, set()).add(topic)
+
+    async def unsubscribe(self, connection_id: str, topic: str) -> None:
+        self._topics.get(topic, set()).discard(connection_id)
+        self._subscriptions.get(connection_id, set()).discard(topic)
+
+    async def subscribers(self, topic: str) -> set[str]:
+        return set(self._topics.get(topic, ()))
+
+    async def topics(self, connection_id: str) -> set[str]:
+        return set(self._subscriptions.get(connection_id, ()))
