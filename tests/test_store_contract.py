@@ -1,0 +1,111 @@
+"""One contract, run against every ConnectionStore: in memory, and DynamoDB on moto's server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from mangum_ws import ConnectionRecord, ConnectionStore, DynamoDBStore, InMemoryStore
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def dynamodb_store(url: str) -> DynamoDBStore:
+    store = DynamoDBStore(
+        f"conns-{uuid.uuid4().hex[:8]}", endpoint_url=url, region_name="us-east-1"
+    )
+    store.create_table()
+    return store
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> ConnectionStore:
+    if request.param == "memory":
+        return InMemoryStore()
+    return dynamodb_store(request.getfixturevalue("moto_url"))
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_add_get_remove(store: ConnectionStore) -> None:
+    record = ConnectionRecord(
+        "c1=",
+        source_ip="203.0.113.7",
+        query={"room": "lobby"},
+        authorizer={"principalId": "u1", "tier": 3, "admin": True},
+    )
+    run(store.add(record))
+    got = run(store.get("c1="))
+    assert got is not None
+    assert (got.connection_id, got.source_ip, dict(got.query), dict(got.authorizer)) == (
+        "c1=",
+        "203.0.113.7",
+        {"room": "lobby"},
+        {"principalId": "u1", "tier": 3, "admin": True},
+    )
+    assert abs(got.connected_at - time.time()) < 60
+    run(store.remove("c1="))
+    assert run(store.get("c1=")) is None
+    run(store.remove("never-there"))  # a no-op, not an error
+
+
+def test_topics(store: ConnectionStore) -> None:
+    for cid in ("a", "b", "c"):
+        run(store.add(ConnectionRecord(cid)))
+    run(store.subscribe("a", "lobby"))
+    run(store.subscribe("b", "lobby"))
+    run(store.subscribe("b", "kitchen"))
+    run(store.subscribe("b", "lobby"))  # twice is once
+    assert run(store.subscribers("lobby")) == {"a", "b"}
+    assert run(store.topics("b")) == {"lobby", "kitchen"}
+    run(store.unsubscribe("a", "lobby"))
+    assert run(store.subscribers("lobby")) == {"b"}
+    run(store.remove("b"))  # removing a connection drops its subscriptions
+    assert run(store.subscribers("lobby")) == set()
+    assert run(store.subscribers("kitchen")) == set()
+    assert run(store.topics("b")) == set()
+    assert run(store.subscribers("nobody-here")) == set()
+
+
+def test_many_subscribers_page_through(store: ConnectionStore) -> None:
+    ids = {f"conn-{i:04d}" for i in range(300)}  # more than one 25-item batch of deletes
+    for cid in ids:
+        run(store.subscribe(cid, "big"))
+    assert run(store.subscribers("big")) == ids
+    for cid in list(ids)[:40]:
+        run(store.remove(cid))
+    assert len(run(store.subscribers("big"))) == 260
+
+
+def test_dynamodb_items_carry_a_ttl_of_at_least_two_hours(moto_url: str) -> None:
+    store = dynamodb_store(moto_url)
+    run(store.add(ConnectionRecord("t1=")))
+    run(store.subscribe("t1=", "lobby"))
+    client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
+    items = client.scan(TableName=store.table_name)["Items"]
+    assert len(items) == 3
+    for item in items:
+        assert int(item["ttl"]["N"]) >= time.time() + 2 * 60 * 60 - 60
+    ttl = client.describe_time_to_live(TableName=store.table_name)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "ttl"
+    with pytest.raises(ValueError, match="at least 7200"):
+        DynamoDBStore("t", ttl_seconds=3600)
