@@ -1,0 +1,115 @@
+"""Topics and publish on the Lambda path, with DynamoDB (moto server) and a local @connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from mangum import Mangum
+from pydantic import BaseModel
+
+from mangum_ws import Connection, DynamoDBStore, MangumWS
+from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
+from tests.support.management_api import Answer, ManagementApi
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+class Room(BaseModel):
+    room: str
+
+
+class Said(BaseModel):
+    text: str
+
+
+def app_with_store(mgmt_url: str, moto_url: str) -> tuple[MangumWS, Mangum, DynamoDBStore]:
+    store = DynamoDBStore(
+        f"t-{uuid.uuid4().hex[:8]}", endpoint_url=moto_url, region_name="us-east-1"
+    )
+    store.create_table()
+    ws = MangumWS(endpoint_url=mgmt_url, store=store, route_responses=True)
+    app = FastAPI()
+    said = ws.event("said", Said)
+
+    @ws.action("join")
+    async def join(data: Room, conn: Connection) -> None:
+        await ws.subscribe(conn.connection_id, data.room)
+
+    @ws.action("whoami")
+    async def whoami(conn: Connection) -> dict[str, Any]:
+        record = await ws.connection(conn.connection_id)
+        assert record is not None
+        return {"query": dict(record.query), "authorizer": dict(record.authorizer)}
+
+    @ws.action("say")
+    async def say(data: Said) -> dict[str, Any]:
+        report = await ws.publish("lobby", said.name, data)
+        return {
+            "delivered": sorted(report.delivered),
+            "gone": sorted(report.gone),
+            "failed": sorted(report.failed),
+        }
+
+    app.include_router(ws.router)
+    return ws, Mangum(app, custom_handlers=[ws.handler]), store
+
+
+def call(handler: Mangum, event: dict[str, Any]) -> Any:
+    response = handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 200, response
+    return json.loads(response["body"])["data"] if "body" in response else None
+
+
+def test_store_follows_connect_and_disconnect_and_publish_reports(
+    mgmt_api: ManagementApi, moto_url: str
+) -> None:
+    _ws, handler, store = app_with_store(mgmt_api.url, moto_url)
+    ids = ["Alive000000000=", "Gone0000000000=", "Forbidden00000=", "Speaker0000000="]
+    mgmt_api.responder = lambda cid, attempt: Answer(
+        410 if cid.startswith("Gone") else 403 if cid.startswith("Forbidden") else 200
+    )
+    for cid in ids:
+        handler(
+            connect_event(cid, query={"nick": cid[:4]}, authorizer={"principalId": cid}),
+            FakeLambdaContext(),
+        )
+        call(handler, message_event({"action": "join", "data": {"room": "lobby"}}, cid))
+
+    # The connect-time context is there for later invocations (they carry no query string).
+    me = call(handler, message_event({"action": "whoami", "id": "1"}, ids[0]))
+    assert me == {"query": {"nick": "Aliv"}, "authorizer": {"principalId": ids[0]}}
+
+    report = call(
+        handler, message_event({"action": "say", "id": "2", "data": {"text": "hi"}}, ids[3])
+    )
+    assert report == {"delivered": sorted([ids[0], ids[3]]), "gone": [ids[1]], "failed": [ids[2]]}
+    assert mgmt_api.received(ids[0]) == [{"type": "event", "event": "said", "data": {"text": "hi"}}]
+    subscribers = run(store.subscribers("lobby"))
+    assert subscribers == {ids[0], ids[2], ids[3]}  # gone removed on the spot; failed kept
+    assert run(store.get(ids[1])) is None
+
+    handler(disconnect_event(ids[0]), FakeLambdaContext())
+    assert run(store.get(ids[0])) is None
+    assert ids[0] not in run(store.subscribers("lobby"))
+
+
+def run(coro: Any) -> Any:
+    # On the loop Mangum installed: asyncio.run would replace it and leak it unclosed.
+    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
