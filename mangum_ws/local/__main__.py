@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
-import sys
 from typing import Any
 
+from ..loading import LoadError, load_attribute
 from .server import LocalApiGateway
 from .settings import IDLE_TIMEOUT, MAX_CONNECTION_AGE, GatewaySettings
 
 
 def load(target: str, app_dir: str) -> Any:
-    """Import ``module:attribute`` the way uvicorn does, with ``app_dir`` on the path."""
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(f"error: expected MODULE:HANDLER, got {target!r}")
-    sys.path.insert(0, os.path.abspath(app_dir))
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SystemExit(f"error: cannot import {module_name!r}: {exc}") from exc
-    handler: Any = module
-    for part in attribute.split("."):
-        handler = getattr(handler, part, None)
-        if handler is None:
-            raise SystemExit(f"error: {module_name!r} has no attribute {attribute!r}")
+        handler = load_attribute(target, app_dir)
+    except LoadError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     if not callable(handler):
         raise SystemExit(f"error: {target!r} is not callable")
     return handler

@@ -1,0 +1,168 @@
+"""An AWS SAM template for a MangumWS app, read from its registry.
+
+The WebSocket API routes ``$connect``, ``$disconnect``, ``$default`` and one route per custom
+route key (``@ws.action(..., route=...)``) to one Lambda; with ``route_responses`` the message
+routes are two-way. A DynamoDB table with TTL holds the connections and topics, and the function
+may call ``execute-api:ManageConnections`` on its own API only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..app import MangumWS
+
+_LIFECYCLE = ("$connect", "$disconnect")
+
+
+def _logical_id(route_key: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", route_key)
+    return "Route" + "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def sam_template(
+    ws: MangumWS,
+    *,
+    handler: str = "app.handler",
+    code_uri: str = ".",
+    runtime: str = "python3.12",
+    memory_size: int = 512,
+    timeout: int = 30,
+) -> dict[str, Any]:
+    route_keys = ["$connect", "$disconnect", "$default", *sorted(ws.registry.routes)]
+    resources: dict[str, Any] = {
+        "ConnectionsTable": {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                # $disconnect is best-effort: items expire on their own (DynamoDBStore sets ttl).
+                "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+            },
+        },
+        "WebSocketApi": {
+            "Type": "AWS::ApiGatewayV2::Api",
+            "Properties": {
+                "Name": {"Fn::Sub": "${AWS::StackName}-websocket"},
+                "ProtocolType": "WEBSOCKET",
+                "RouteSelectionExpression": "$request.body.action",
+            },
+        },
+        "LambdaIntegration": {
+            "Type": "AWS::ApiGatewayV2::Integration",
+            "Properties": {
+                "ApiId": {"Ref": "WebSocketApi"},
+                "IntegrationType": "AWS_PROXY",
+                "IntegrationUri": {
+                    "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path"
+                    "/2015-03-31/functions/${WebSocketFunction.Arn}/invocations"
+                },
+            },
+        },
+    }
+    route_ids = []
+    for key in route_keys:
+        logical = _logical_id(key)
+        route_ids.append(logical)
+        route: dict[str, Any] = {
+            "ApiId": {"Ref": "WebSocketApi"},
+            "RouteKey": key,
+            "OperationName": logical,
+            "Target": {"Fn::Sub": "integrations/${LambdaIntegration}"},
+        }
+        if ws.route_responses and key not in _LIFECYCLE:
+            route["RouteResponseSelectionExpression"] = "$default"
+            resources[f"{logical}Response"] = {
+                "Type": "AWS::ApiGatewayV2::RouteResponse",
+                "Properties": {
+                    "ApiId": {"Ref": "WebSocketApi"},
+                    "RouteId": {"Ref": logical},
+                    "RouteResponseKey": "$default",
+                },
+            }
+        resources[logical] = {"Type": "AWS::ApiGatewayV2::Route", "Properties": route}
+    resources["Deployment"] = {
+        "Type": "AWS::ApiGatewayV2::Deployment",
+        "DependsOn": route_ids,
+        "Properties": {"ApiId": {"Ref": "WebSocketApi"}},
+    }
+    resources["Stage"] = {
+        "Type": "AWS::ApiGatewayV2::Stage",
+        "Properties": {
+            "ApiId": {"Ref": "WebSocketApi"},
+            "StageName": {"Ref": "StageName"},
+            "DeploymentId": {"Ref": "Deployment"},
+        },
+    }
+    resources["WebSocketFunction"] = {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "Handler": handler,
+            "Runtime": runtime,
+            "CodeUri": code_uri,
+            "MemorySize": memory_size,
+            "Timeout": timeout,
+            "Environment": {
+                "Variables": {
+                    "APIGW_MANAGEMENT_URL": {
+                        "Fn::Sub": "https://${WebSocketApi}.execute-api.${AWS::Region}"
+                        ".${AWS::URLSuffix}/${StageName}"
+                    },
+                    "CONNECTIONS_TABLE": {"Ref": "ConnectionsTable"},
+                }
+            },
+            "Policies": [
+                {"DynamoDBCrudPolicy": {"TableName": {"Ref": "ConnectionsTable"}}},
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "execute-api:ManageConnections",
+                            "Resource": {
+                                "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
+                                "${AWS::AccountId}:${WebSocketApi}/${StageName}/*"
+                            },
+                        }
+                    ],
+                },
+            ],
+        },
+    }
+    resources["InvokePermission"] = {
+        "Type": "AWS::Lambda::Permission",
+        "Properties": {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Ref": "WebSocketFunction"},
+            "Principal": "apigateway.amazonaws.com",
+            "SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                "${WebSocketApi}/*"
+            },
+        },
+    }
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": "WebSocket API on Lambda, generated by mangum-ws from the app's registry",
+        "Parameters": {"StageName": {"Type": "String", "Default": "prod"}},
+        "Resources": resources,
+        "Outputs": {
+            "WebSocketUrl": {
+                "Value": {
+                    "Fn::Sub": "wss://${WebSocketApi}.execute-api.${AWS::Region}"
+                    ".${AWS::URLSuffix}/${StageName}"
+                }
+            },
+            "ConnectionsTableName": {"Value": {"Ref": "ConnectionsTable"}},
+        },
+    }
