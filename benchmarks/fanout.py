@@ -1,0 +1,148 @@
+"""Fan-out: sends per second to 1,000 connection ids through a @connections endpoint.
+
+    uv run python benchmarks/fanout.py [--ids 1000] [--delays 10,0] [--repeats 3]
+
+The endpoint runs in its own process on 127.0.0.1: an asyncio HTTP/1.1 server that keeps
+connections alive, disables Nagle, and answers each POST after a simulated network delay
+(@connections is a network hop away from Lambda).
+(a) the seed's way: one blocking boto3 post_to_connection after another
+(b) mangum-ws: ``await ws.send(ids, data)`` (bounded concurrency, one boto3 client)
+(c) the ceiling: the same number of raw concurrent HTTP POSTs from one process, over as many
+    keep-alive connections as (b) uses (asyncio streams, no SDK)
+Figures are medians of the repeats. Targets at 10 ms: b/a >= 10, b/c >= 0.5; at 0 ms: b >= a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+from mangum_ws import MangumWS
+
+PAYLOAD = b'{"type":"event","event":"chat.message","data":{"text":"hello"}}'
+CONCURRENCY = 32
+
+
+async def endpoint(port: int, delay: float) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                if delay:
+                    await asyncio.sleep(delay)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=2048)
+    async with server:
+        await server.serve_forever()
+
+
+def seed_way(url: str, ids: list[str]) -> float:
+    import boto3
+
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=url, region_name="us-east-1")
+    started = time.perf_counter()
+    for cid in ids:
+        client.post_to_connection(ConnectionId=cid, Data=PAYLOAD)
+    return time.perf_counter() - started
+
+
+def ours(url: str, ids: list[str]) -> float:
+    ws = MangumWS(endpoint_url=url, max_concurrency=CONCURRENCY)
+    asyncio.run(ws.send(ids[:CONCURRENCY], PAYLOAD.decode()))  # warm: client and pool built
+    started = time.perf_counter()
+    gone = asyncio.run(ws.send(ids, PAYLOAD.decode()))
+    elapsed = time.perf_counter() - started
+    assert not gone
+    return elapsed
+
+
+async def raw_posts(port: int, ids: list[str]) -> float:
+    pending = iter(ids)
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for cid in pending:
+            writer.write(
+                f"POST /@connections/{cid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Length: {len(PAYLOAD)}\r\n\r\n".encode()
+                + PAYLOAD
+            )
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ids", type=int, default=1000)
+    parser.add_argument("--delays", default="10,0", help="simulated delays in ms")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve is not None:
+        asyncio.run(endpoint(args.port, args.serve))
+        return
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "benchmark")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "benchmark")
+    ids = [f"conn{i:06d}=" for i in range(args.ids)]
+    print(f"{args.ids} sends; {CONCURRENCY} at a time for (b) and (c)")
+    print(f"{'delay':>6}{'(a) seed/s':>12}{'(b) ours/s':>12}{'(c) raw/s':>12}{'b/a':>8}{'b/c':>8}")
+    for delay_ms in (float(d) for d in args.delays.split(",")):
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(delay_ms / 1000), "--port", str(port)]
+        )
+        try:
+            for _ in range(200):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            url = f"http://127.0.0.1:{port}"
+            seed_runs = 1 if delay_ms >= 5 else args.repeats  # ~11 s a run at 10 ms
+            a = statistics.median(seed_way(url, ids) for _ in range(seed_runs))
+            b = statistics.median(ours(url, ids) for _ in range(args.repeats))
+            c = statistics.median(asyncio.run(raw_posts(port, ids)) for _ in range(args.repeats))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        rate = {k: args.ids / v for k, v in (("a", a), ("b", b), ("c", c))}
+        print(
+            f"{delay_ms:>4.0f}ms{rate['a']:>12.0f}{rate['b']:>12.0f}{rate['c']:>12.0f}"
+            f"{rate['b'] / rate['a']:>8.1f}{rate['b'] / rate['c']:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
