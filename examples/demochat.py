@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from mangum import Mangum
 from pydantic import BaseModel, Field
 
@@ -138,6 +138,7 @@ async def on_disconnect(connection_id: str) -> None:
 
 
 PAGE = Path(__file__).with_name("demochat.html")
+CLIENT = Path(__file__).parent.parent / "clients" / "demochat" / "client.js"
 
 
 # response_model=None: no response field to build, which spares FastAPI importing pydantic.v1
@@ -145,6 +146,12 @@ PAGE = Path(__file__).with_name("demochat.html")
 @app.get("/", response_class=HTMLResponse, include_in_schema=False, response_model=None)
 async def page() -> str:
     return PAGE.read_text(encoding="utf-8")
+
+
+@app.get("/client.js", include_in_schema=False, response_model=None)
+async def client_js() -> Response:
+    """The generated client, compiled (clients/demochat): the page needs no build step."""
+    return Response(CLIENT.read_bytes(), media_type="text/javascript")
 
 
 app.include_router(ws.router)

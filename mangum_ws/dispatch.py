@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from .connection import Connection
 from .errors import ActionError
-from .protocol import MAX_MESSAGE_BYTES, ErrorCode, error_frame, result_frame
+from .protocol import KEEPALIVE, MAX_MESSAGE_BYTES, ErrorCode, error_frame, result_frame
 from .registry import ActionSpec, Registry
 
 logger = logging.getLogger("mangum_ws")
@@ -60,6 +60,8 @@ async def dispatch(registry: Registry, body: str | bytes | None, conn: Connectio
             action=action if isinstance(action, str) else None,
         )
 
+    if action == KEEPALIVE:
+        return None  # the generated clients' idle-timeout guard: read, and not answered
     spec = registry.routes.get(conn.route_key) if conn.route_key[:1] != "$" else None
     if spec is None and isinstance(action, str):
         spec = registry.actions.get(action) or registry.routes.get(action)

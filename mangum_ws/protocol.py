@@ -26,6 +26,9 @@ from pydantic_core import to_json
 
 PROTOCOL_VERSION: Final = 1
 
+# Sent by clients to stay under API Gateway's 10-minute idle timeout; never answered.
+KEEPALIVE: Final = "$keepalive"
+
 # API Gateway refuses WebSocket messages over 128 KB (frames over 32 KB are split by the client).
 MAX_MESSAGE_BYTES: Final = 128 * 1024
 

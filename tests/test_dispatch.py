@@ -212,3 +212,7 @@ def test_custom_route_key_selects_its_action() -> None:
 
 def test_explicit_output_type() -> None:
     assert run(request("literal"))["data"] == ["a", "b"]
+
+
+def test_keepalive_is_read_and_not_answered() -> None:
+    assert run('{"action": "$keepalive"}') is None

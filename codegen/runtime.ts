@@ -1,0 +1,265 @@
+// mangum-ws client runtime (wire protocol v1). The generator appends it to every client.ts,
+// after the app's types: no imports, no runtime dependencies, browsers and Node alike.
+
+/** The WebSocket API this client needs: the browser's, or a constructor such as `ws`'s. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+export interface ClientOptions {
+  /** A WebSocket constructor; defaults to the global one (browsers, Node >= 22). */
+  WebSocket?: WebSocketConstructor;
+  /** Added to the URL's query string, e.g. `{ token }`: what $connect sees. */
+  query?: Record<string, string>;
+  /** Offered subprotocols, e.g. `["chat.v1", "bearer.<token>"]`. */
+  protocols?: string[];
+  /** Per-call timeout in ms (default 10 000); each call may override it. */
+  timeoutMs?: number;
+  /** Reconnect after an unexpected close (default true). */
+  reconnect?: boolean;
+  /** Backoff: a random delay up to min(maxDelayMs, baseDelayMs * 2^attempt). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Give up after this many reconnect attempts in a row (default: never). */
+  maxAttempts?: number;
+  /** Calls held while (re)connecting; beyond this they fail with `queue_full` (default 100). */
+  maxQueue?: number;
+  /** Keep-alive frame interval in ms, under API Gateway's 10-minute idle limit (default 5 min). */
+  keepAliveMs?: number;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+}
+
+/** A typed error: the server's error frame, or a client-side failure (`timeout`, ...). */
+export class ActionCallError extends Error {
+  readonly code: string;
+  readonly details: unknown;
+  readonly action: string | null;
+  constructor(code: string, message: string, details: unknown = null, action: string | null = null) {
+    super(message);
+    this.name = "ActionCallError";
+    this.code = code;
+    this.details = details;
+    this.action = action;
+  }
+}
+
+interface Pending {
+  resolve: (data: unknown) => void;
+  reject: (error: ActionCallError) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  frame: string;
+  action: string;
+}
+
+const OPEN = 1;
+
+export class MangumWSClient<A extends { [K in keyof A]: { input: unknown; output: unknown } }, E> {
+  private socket: WebSocketLike | null = null;
+  private state: ConnectionState = "connecting";
+  private readonly pending = new Map<string, Pending>();
+  private queue: string[] = [];
+  private readonly listeners = new Map<string, Set<(data: never) => void>>();
+  private readonly stateListeners = new Set<(state: ConnectionState) => void>();
+  private nextId = 1;
+  private attempt = 0;
+  private closedByUser = false;
+  private keepAlive: ReturnType<typeof setInterval> | undefined;
+  private retry: ReturnType<typeof setTimeout> | undefined;
+  private readonly options: Required<Omit<ClientOptions, "WebSocket" | "maxAttempts">> &
+    Pick<ClientOptions, "maxAttempts">;
+  private readonly WebSocketImpl: WebSocketConstructor;
+
+  constructor(private readonly url: string, options: ClientOptions = {}) {
+    const ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!ctor) throw new Error("no WebSocket: pass one in options.WebSocket (e.g. from 'ws')");
+    this.WebSocketImpl = ctor;
+    this.options = {
+      query: options.query ?? {},
+      protocols: options.protocols ?? [],
+      timeoutMs: options.timeoutMs ?? 10_000,
+      reconnect: options.reconnect ?? true,
+      baseDelayMs: options.baseDelayMs ?? 500,
+      maxDelayMs: options.maxDelayMs ?? 30_000,
+      maxAttempts: options.maxAttempts,
+      maxQueue: options.maxQueue ?? 100,
+      keepAliveMs: options.keepAliveMs ?? 5 * 60_000,
+    };
+    this.open();
+  }
+
+  /** The current state: connecting, open, reconnecting or closed. */
+  get connectionState(): ConnectionState {
+    return this.state;
+  }
+
+  /** Call an action; resolves with its output, rejects with an ActionCallError. */
+  request<K extends keyof A & string>(
+    action: K,
+    input: A[K]["input"],
+    options: CallOptions = {},
+  ): Promise<A[K]["output"]> {
+    const id = `c${this.nextId++}`;
+    const message: { action: string; id: string; data?: unknown } = { action, id };
+    if (input !== undefined) message.data = input;
+    const frame = JSON.stringify(message);
+    return new Promise<A[K]["output"]>((resolve, reject) => {
+      if (this.state === "closed") {
+        reject(new ActionCallError("closed", "the client is closed", null, action));
+        return;
+      }
+      const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
+      const entry: Pending = {
+        resolve: resolve as (data: unknown) => void,
+        reject,
+        frame,
+        action,
+        timer: undefined,
+      };
+      entry.timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.queue = this.queue.filter((queued) => queued !== frame);
+        reject(new ActionCallError("timeout", `no answer to ${action} within ${timeoutMs} ms`, null, action));
+      }, timeoutMs);
+      if (this.socket !== null && this.socket.readyState === OPEN) {
+        this.pending.set(id, entry);
+        this.socket.send(frame);
+      } else if (this.queue.length < this.options.maxQueue) {
+        this.pending.set(id, entry);
+        this.queue.push(frame);
+      } else {
+        clearTimeout(entry.timer);
+        reject(new ActionCallError("queue_full", "too many calls waiting for the connection", null, action));
+      }
+    });
+  }
+
+  /** Subscribe to a server push; returns the function that unsubscribes. */
+  on<K extends keyof E & string>(event: K, handler: (data: E[K]) => void): () => void {
+    let handlers = this.listeners.get(event);
+    if (!handlers) this.listeners.set(event, (handlers = new Set()));
+    const stored = handler as (data: never) => void;
+    handlers.add(stored);
+    return () => {
+      handlers.delete(stored);
+    };
+  }
+
+  /** Be told of every state change; returns the function that stops it. */
+  onStateChange(handler: (state: ConnectionState) => void): () => void {
+    this.stateListeners.add(handler);
+    return () => {
+      this.stateListeners.delete(handler);
+    };
+  }
+
+  /** Close for good: no reconnect; waiting calls fail with `closed`. */
+  close(): void {
+    this.closedByUser = true;
+    clearTimeout(this.retry);
+    clearInterval(this.keepAlive);
+    this.socket?.close(1000, "client closed");
+    this.failAll("closed", "the client was closed");
+    this.setState("closed");
+  }
+
+  private open(): void {
+    const query = new URLSearchParams(this.options.query).toString();
+    const url = query ? `${this.url}${this.url.includes("?") ? "&" : "?"}${query}` : this.url;
+    const protocols = this.options.protocols.length ? this.options.protocols : undefined;
+    const socket = new this.WebSocketImpl(url, protocols);
+    this.socket = socket;
+    socket.onopen = () => {
+      this.attempt = 0;
+      this.setState("open");
+      const queued = this.queue;
+      this.queue = [];
+      for (const frame of queued) socket.send(frame);
+      clearInterval(this.keepAlive);
+      this.keepAlive = setInterval(() => {
+        if (socket.readyState === OPEN) socket.send('{"action":"$keepalive"}');
+      }, this.options.keepAliveMs);
+    };
+    socket.onmessage = (event) => this.receive(event.data);
+    socket.onerror = () => undefined; // a close always follows; that is where we act
+    socket.onclose = () => {
+      clearInterval(this.keepAlive);
+      if (this.socket !== socket) return;
+      this.socket = null;
+      // Sent but unanswered calls cannot be known to have run: fail them, never resend them.
+      for (const [id, entry] of this.pending) {
+        if (!this.queue.includes(entry.frame)) {
+          clearTimeout(entry.timer);
+          this.pending.delete(id);
+          entry.reject(new ActionCallError("connection_lost", "the connection closed before the answer", null, entry.action));
+        }
+      }
+      if (this.closedByUser || !this.options.reconnect) {
+        this.failAll("closed", "the connection is closed");
+        this.setState("closed");
+        return;
+      }
+      if (this.options.maxAttempts !== undefined && this.attempt >= this.options.maxAttempts) {
+        this.failAll("closed", "gave up reconnecting");
+        this.setState("closed");
+        return;
+      }
+      const ceiling = Math.min(this.options.maxDelayMs, this.options.baseDelayMs * 2 ** this.attempt);
+      this.attempt += 1;
+      this.setState("reconnecting");
+      this.retry = setTimeout(() => this.open(), Math.random() * ceiling);
+    };
+  }
+
+  private receive(raw: unknown): void {
+    let frame: { type?: string; id?: string | null; event?: string; data?: unknown; error?: unknown };
+    try {
+      frame = JSON.parse(String(raw));
+    } catch {
+      return;
+    }
+    if (frame.type === "event" && typeof frame.event === "string") {
+      for (const handler of this.listeners.get(frame.event) ?? []) {
+        (handler as (data: unknown) => void)(frame.data);
+      }
+      return;
+    }
+    if (typeof frame.id !== "string") return;
+    const entry = this.pending.get(frame.id);
+    if (!entry) return;
+    this.pending.delete(frame.id);
+    clearTimeout(entry.timer);
+    if (frame.type === "result") {
+      entry.resolve(frame.data ?? null);
+    } else {
+      const error = (frame.error ?? {}) as { code?: string; message?: string; details?: unknown };
+      entry.reject(new ActionCallError(error.code ?? "unknown", error.message ?? "", error.details ?? null, entry.action));
+    }
+  }
+
+  private failAll(code: string, message: string): void {
+    for (const [id, entry] of this.pending) {
+      clearTimeout(entry.timer);
+      this.pending.delete(id);
+      entry.reject(new ActionCallError(code, message, null, entry.action));
+    }
+    this.queue = [];
+  }
+
+  private setState(state: ConnectionState): void {
+    if (state === this.state) return;
+    this.state = state;
+    for (const handler of this.stateListeners) handler(state);
+  }
+}
