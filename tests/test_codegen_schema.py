@@ -1,0 +1,153 @@
+"""schema.json: valid 2020-12, collision-free names, and it accepts what Pydantic accepts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
+
+from mangum_ws.codegen import generate
+from mangum_ws.codegen.schema import REF_TEMPLATE, WireSchema
+from tests import codegen_zoo, codegen_zoo_other
+from tests.codegen_zoo import CORPUS
+
+SCHEMA: dict[str, Any] = json.loads(generate(codegen_zoo.ws, "zoo")["schema.json"])
+
+
+def validator(subschema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator({**subschema, "$defs": SCHEMA["$defs"]})
+
+
+def test_schema_is_valid_2020_12() -> None:
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    for entry in SCHEMA["actions"].values():
+        jsonschema.Draft202012Validator.check_schema({**entry["input"], "$defs": {}})
+
+
+def test_every_model_action_event_and_envelope_is_there() -> None:
+    assert set(SCHEMA["actions"]) == set(codegen_zoo.ws.registry.actions)
+    assert set(SCHEMA["events"]) == {"tick", "everything.changed"}
+    for name in ("Request", "ResultFrame", "ErrorFrame", "EventFrame", "ErrorCode"):
+        assert name in SCHEMA["$defs"]
+    assert SCHEMA["actions"]["zoo.ping"] == {"input": {"type": "null"}, "output": {"type": "null"}}
+    assert SCHEMA["actions"]["zoo.list"]["output"] == {
+        "type": "array",
+        "items": {"enum": ["x", "y"], "type": "string"},
+    }
+    assert SCHEMA["actions"]["zoo.everything"]["description"] == "Round-trips every shape."
+
+
+def test_same_class_name_in_two_modules_does_not_collide() -> None:
+    items = [key for key in SCHEMA["$defs"] if key.endswith("Item-Input")]
+    assert len(items) == 2
+    skus = [SCHEMA["$defs"][k] for k in items if "sku" in SCHEMA["$defs"][k]["properties"]]
+    assert len(skus) == 1
+
+
+@pytest.mark.parametrize("model", list(CORPUS), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("mode", ["validation", "serialization"])
+def test_everything_pydantic_accepts_the_schema_accepts(
+    model: type[BaseModel], mode: JsonSchemaMode
+) -> None:
+    by_key, top = TypeAdapter.json_schemas(
+        [("m", mode, TypeAdapter(model))], ref_template=REF_TEMPLATE, schema_generator=WireSchema
+    )
+    check = jsonschema.Draft202012Validator({**by_key[("m", mode)], "$defs": top["$defs"]})
+    for payload in CORPUS[model]:
+        instance = model.model_validate(payload)  # Pydantic accepts it, so the schema must
+        check.validate(
+            payload if mode == "validation" else instance.model_dump(mode="json", by_alias=True)
+        )
+
+
+def test_the_app_schema_accepts_the_corpus_through_actions() -> None:
+    everything = SCHEMA["actions"]["zoo.everything"]
+    for payload in CORPUS[codegen_zoo.Everything]:
+        validator(everything["input"]).validate(payload)
+        dumped = codegen_zoo.Everything.model_validate(payload).model_dump(
+            mode="json", by_alias=True
+        )
+        validator(everything["output"]).validate(dumped)
+        validator(SCHEMA["events"]["everything.changed"]).validate(dumped)
+    with pytest.raises(jsonschema.ValidationError):
+        validator(everything["input"]).validate({"required_text": 1})
+
+
+def test_generation_is_deterministic_across_processes(tmp_path: Path) -> None:
+    outputs = []
+    for seed in ("0", "12345"):
+        out = tmp_path / seed
+        subprocess.run(
+            [sys.executable, "-m", "mangum_ws.codegen", "tests.codegen_zoo:ws", "--out", str(out)],
+            check=True,
+            capture_output=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            cwd=Path(__file__).parent.parent,
+            timeout=120,
+        )
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[0] == outputs[1]
+    assert set(outputs[0]) == {"schema.json", "client.ts"}
+    assert (
+        generate(codegen_zoo.ws, "tests.codegen_zoo:ws")["client.ts"].encode()
+        == outputs[0]["client.ts"]
+    )
+
+
+def test_datamodel_code_generator_reads_the_schema_back(tmp_path: Path) -> None:
+    """Another tool turns schema.json into Pydantic models that accept the same payloads."""
+    schema_path = tmp_path / "schema.json"
+    schema_path.write_text(json.dumps({"$defs": SCHEMA["$defs"]}))
+    out = tmp_path / "models.py"
+    codegen = Path(sys.executable).with_name("datamodel-codegen")
+    subprocess.run(
+        [
+            str(codegen),
+            "--input",
+            str(schema_path),
+            "--input-file-type",
+            "jsonschema",
+            "--output",
+            str(out),
+            "--output-model-type",
+            "pydantic_v2.BaseModel",
+            "--disable-timestamp",
+            "--use-annotated",
+            "--capitalise-enum-members",
+            "--formatters",
+            "black",
+            "isort",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    spec = importlib.util.spec_from_file_location("roundtrip_models", out)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    generated = {
+        codegen_zoo.Everything: module.EverythingInput,
+        codegen_zoo.EchoIn: module.EchoIn,
+        codegen_zoo.TreeNode: module.TreeNodeInput,
+        codegen_zoo_other.Item: module.TestsCodegenZooOtherItemInput,
+    }
+    for model, payloads in CORPUS.items():
+        for payload in payloads:
+            # warnings=False: datamodel-codegen writes an IntEnum default as a bare int.
+            parsed = generated[model].model_validate(payload)
+            theirs = json.loads(parsed.model_dump_json(by_alias=True, warnings=False))
+            ours = model.model_validate(payload).model_dump(mode="json", by_alias=True)
+            # The same fields come out, whichever models read the payload.
+            assert set(theirs) == set(ours), model
