@@ -122,6 +122,16 @@ async def drop(conn: Connection) -> None:
     await ws.disconnect(conn.connection_id)
 
 
+class WhoAmI(BaseModel):
+    token: str | None
+
+
+@ws.action("zoo.whoami")
+async def whoami(conn: Connection) -> WhoAmI:
+    """The authorizer context of this connection (locally: the query's token)."""
+    return WhoAmI(token=conn.authorizer.get("token"))
+
+
 @ws.action("zoo.list", output=list[Literal["x", "y"]])
 async def listing() -> Any:
     return ["x", "y"]

@@ -1,0 +1,68 @@
+// Type tests for a generated client (the zoo's): what compiles, and what must not.
+// tsc --strict type-checks this beside the generated client.ts; an @ts-expect-error that sees
+// no error fails the compilation, so each one proves a wrong payload is refused.
+import { ActionCallError, connect, type Client, type EverythingOutput, type Tick } from "./client";
+
+declare const client: Client;
+
+async function typed(): Promise<void> {
+  const out = await client.call.zooEcho({ text: "hi" });
+  const text: string = out.text;
+  const count: number = out.count; // defaulted on the server: always present in the output
+  const listed: Array<"x" | "y"> = await client.call.zooList();
+  const nothing: null = await client.call.zooPing();
+  const same: { sku: string; quantity: number } = await client.call.zooOther({ sku: "a" });
+  const viaRequest = await client.request("zoo.echo", { text: "x", delay: 1 }, { timeoutMs: 50 });
+  void [text, count, listed, nothing, same, viaRequest.text];
+
+  const unsubscribe: () => void = client.on("tick", (data: Tick) => void data.n);
+  unsubscribe();
+  client.on("everything.changed", (data: EverythingOutput) => {
+    const kind: "cat" | "dog" = data.pet.kind;
+    if (data.pet.kind === "dog") {
+      const good: boolean = data.pet.good; // narrowed by the discriminator
+      void good;
+    }
+    const pair: [number, string] = data.pair;
+    const when: string = data.when;
+    const optional: string | null = data.optional_text;
+    void [kind, pair, when, optional, data.aliasedName, data.tree.children[0]?.value];
+  });
+
+  await client.call.zooEverything({
+    required_text: "r", nullable_required: null, literal: 3, color: "red", union: "u",
+    pet: { kind: "dog", good: true }, tree: { value: 1 }, items: [], pair: [1, "a"],
+    when: "2026-11-25T00:00:00Z", ident: "12345678-1234-5678-1234-567812345678",
+  });
+
+  // @ts-expect-error: text must be a string
+  await client.call.zooEcho({ text: 5 });
+  // @ts-expect-error: required field missing
+  await client.call.zooEcho({});
+  // @ts-expect-error: no such action
+  await client.call.zooNope();
+  // @ts-expect-error: zoo.ping takes no input
+  await client.call.zooPing({ x: 1 });
+  // @ts-expect-error: unknown event
+  client.on("nope", () => undefined);
+  // @ts-expect-error: wrong literal
+  await client.call.zooEverything({ literal: "c" } as never as { literal: "c" });
+  // @ts-expect-error: tuples keep their shape
+  const wrongPair: [string, string] = (await client.call.zooEverything(null as never)).pair;
+  void wrongPair;
+  // @ts-expect-error: the wire name is aliasedName, not aliased
+  void (null as never as EverythingOutput).aliased;
+
+  try {
+    await client.call.zooFail({ text: "x" });
+  } catch (error) {
+    if (error instanceof ActionCallError) {
+      const code: string = error.code;
+      const details: unknown = error.details;
+      void [code, details];
+    }
+  }
+}
+
+void typed;
+void connect;
