@@ -1,0 +1,88 @@
+"""python -m mangum_ws.codegen: writes, checks for drift, and refuses bad input in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def codegen(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mangum_ws.codegen", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_write_then_check(tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    first = codegen("tests.codegen_zoo:ws", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["client.ts", "schema.json"]
+    assert codegen("tests.codegen_zoo:ws", "--out", str(out), "--check").returncode == 0
+    again = codegen("tests.codegen_zoo:ws", "--out", str(out))
+    assert again.stdout == ""  # nothing changed, nothing rewritten
+
+    (out / "client.ts").write_text("// edited by hand\n")
+    before = (out / "schema.json").read_bytes()
+    stale = codegen("tests.codegen_zoo:ws", "--out", str(out), "--check")
+    assert stale.returncode == 1
+    assert stale.stdout.strip() == f"stale: {out / 'client.ts'}"
+    assert (out / "client.ts").read_text() == "// edited by hand\n"  # --check writes nothing
+    assert (out / "schema.json").read_bytes() == before
+
+
+def test_check_on_a_missing_directory_names_both_files(tmp_path: Path) -> None:
+    result = codegen("tests.codegen_zoo:ws", "--out", str(tmp_path / "none"), "--check")
+    assert result.returncode == 1
+    assert len(result.stdout.splitlines()) == 2
+    assert not (tmp_path / "none").exists()
+
+
+def test_app_dir_like_uvicorn(tmp_path: Path) -> None:
+    result = codegen("demochat:ws", "--app-dir", "examples", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_checked_in_demo_client_is_fresh() -> None:
+    result = codegen("demochat:ws", "--app-dir", "examples", "--out", "clients/demochat", "--check")
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module:ws", "module 'no_such_module' not found"),
+        ("tests.codegen_zoo:nope", "has no attribute 'nope'"),
+        ("tests.codegen_bad:not_a_ws", "is a str, not a MangumWS"),
+        ("tests.codegen_bad:ws", "cannot express a model"),
+        ("tests.codegen_zoo", "expected MODULE:ATTRIBUTE"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, target: str, message: str) -> None:
+    result = codegen(target, "--out", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_usable_as_a_function(tmp_path: Path) -> None:
+    from mangum_ws.codegen import generate, stale_files, write
+    from tests import codegen_zoo
+
+    assert stale_files(codegen_zoo.ws, tmp_path) == [
+        tmp_path / "schema.json",
+        tmp_path / "client.ts",
+    ]
+    assert write(codegen_zoo.ws, tmp_path) == [tmp_path / "schema.json", tmp_path / "client.ts"]
+    assert stale_files(codegen_zoo.ws, tmp_path) == []
+    assert generate(codegen_zoo.ws)["client.ts"] == (tmp_path / "client.ts").read_text()
