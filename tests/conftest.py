@@ -39,3 +39,17 @@ def _close_mangums_event_loop() -> Iterator[None]:
     if not loop.is_running() and not loop.is_closed():
         loop.close()
     policy.set_event_loop(None)
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's server on a free 127.0.0.1 port, over real HTTP, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -88,19 +87,6 @@ def test_the_boto3_client_is_built_once_and_reused(mgmt_api: ManagementApi) -> N
     client = ws.gateway.client  # type: ignore[attr-defined]
     asyncio.run(ws.send(connection_ids=["b", "c"], data="2"))
     assert ws.gateway.client is client  # type: ignore[attr-defined]
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_post_to_connection_against_moto_server(moto_url: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from mangum_ws.codegen import generate
 from mangum_ws.codegen.schema import REF_TEMPLATE, WireSchema
 from tests import codegen_zoo, codegen_zoo_other
 from tests.codegen_zoo import CORPUS
+from tests.support.modules import load_fresh
 
 SCHEMA: dict[str, Any] = json.loads(generate(codegen_zoo.ws, "zoo")["schema.json"])
 
@@ -131,12 +131,7 @@ def test_datamodel_code_generator_reads_the_schema_back(tmp_path: Path) -> None:
         capture_output=True,
         timeout=120,
     )
-    spec = importlib.util.spec_from_file_location("roundtrip_models", out)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_fresh(out, "roundtrip_models")
     generated = {
         codegen_zoo.Everything: module.EverythingInput,
         codegen_zoo.EchoIn: module.EchoIn,

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.browser import browser
+from tests.support.modules import load_demo
 from tests.support.server import serve
-
-DEMO = Path(__file__).parent.parent / "examples" / "demochat.py"
-
-
-def load_demo() -> ModuleType:
-    """A fresh copy of the demo module (its rooms live in module state)."""
-    spec = importlib.util.spec_from_file_location("demochat_under_test", DEMO)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

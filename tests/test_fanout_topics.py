@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from mangum import Mangum
 from pydantic import BaseModel
@@ -16,19 +14,6 @@ from pydantic import BaseModel
 from mangum_ws import Connection, DynamoDBStore, MangumWS
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
 from tests.support.management_api import Answer, ManagementApi
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 class Room(BaseModel):

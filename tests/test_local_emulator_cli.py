@@ -15,6 +15,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.browser import browser
+from tests.support.modules import load_demo
 from tests.support.server import serve
 
 ROOT = Path(__file__).parent.parent
@@ -85,13 +86,7 @@ def test_cli_prints_the_urls_and_serves_the_demo(emulator: tuple[str, list[str]]
 def test_the_demo_page_chats_through_the_emulator(emulator: tuple[str, list[str]]) -> None:
     """Headless Chromium: the page (served by the app) talks to the emulated API Gateway."""
     url, _ = emulator
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demochat_page", ROOT / "examples/demochat.py")
-    assert spec is not None
-    assert spec.loader is not None
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_demo("demochat_page")
     with serve(demo.app) as address, browser() as chromium:
         pages = [chromium.new_page(), chromium.new_page()]
         for page, nick in zip(pages, ("ann", "ben"), strict=True):

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +15,7 @@ from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import ClientConnection, connect
 
 from mangum_ws.local import LocalApiGateway
+from tests.support.modules import load_demo
 from tests.test_local_emulator_events import Recorder
 
 
@@ -107,18 +105,10 @@ def test_delete_connection_closes_and_disconnect_follows(
 
 # The chat demo on the emulator: the production path end to end ------------------------------
 
-DEMO = Path(__file__).parent.parent / "examples" / "demochat.py"
 
-
-def load_demo(monkeypatch: pytest.MonkeyPatch, management_url: str) -> ModuleType:
+def demo_sending_to(monkeypatch: pytest.MonkeyPatch, management_url: str) -> ModuleType:
     monkeypatch.setenv("APIGW_MANAGEMENT_URL", management_url)
-    spec = importlib.util.spec_from_file_location("demochat_on_emulator", DEMO)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("demochat_on_emulator")
 
 
 class LateHandler:
@@ -139,7 +129,7 @@ def frames(client: ClientConnection, count: int) -> list[Any]:
 def test_chat_demo_on_the_emulator(monkeypatch: pytest.MonkeyPatch, route_responses: bool) -> None:
     late = LateHandler()
     with LocalApiGateway(late, route_keys=frozenset(), route_responses=route_responses) as gw:
-        demo = load_demo(monkeypatch, gw.url)
+        demo = demo_sending_to(monkeypatch, gw.url)
         demo.ws.route_responses = route_responses
         late.target = demo.handler
         assert not demo.ws.is_local
