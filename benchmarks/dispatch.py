@@ -25,7 +25,7 @@ from mangum import Mangum
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, Response, Scope
 from pydantic import BaseModel
 
-from mangum_ws import MangumWS
+from mangum_ws import AwsGateway, MangumWS
 
 
 class AddIn(BaseModel):
@@ -82,7 +82,11 @@ def floor() -> Callable[[], Any]:
 
 def ours(lifespan: str) -> Callable[[], Any]:
     app = FastAPI()
-    ws = MangumWS(route_responses=True)
+    # As deployed: an AWS gateway (never called here, replies are route responses).
+    ws = MangumWS(
+        gateway=AwsGateway("https://abc.execute-api.us-east-1.amazonaws.com/prod"),
+        route_responses=True,
+    )
     ws.action("math.add")(add)
     app.include_router(ws.router)
     handler = Mangum(app, custom_handlers=[ws.handler], lifespan=lifespan)  # type: ignore[arg-type]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
 
 from .errors import ConnectionGone
-from .gateways.base import Gateway
+
+if TYPE_CHECKING:
+    from .gateways.base import Gateway
 
 
 @dataclass(slots=True)
@@ -29,10 +32,21 @@ class SendReport:
         return not self.failed
 
 
+@runtime_checkable
+class BatchGateway(Protocol):
+    """A gateway that sends one payload to many ids better than one ``post`` at a time."""
+
+    async def post_many(
+        self, connection_ids: Sequence[str], data: bytes, concurrency: int
+    ) -> SendReport: ...
+
+
 async def fan_out(
     gateway: Gateway, connection_ids: Iterable[str], payload: bytes, concurrency: int
 ) -> SendReport:
     """Post ``payload`` to every id, at most ``concurrency`` at a time (no task per id)."""
+    if isinstance(gateway, BatchGateway):
+        return await gateway.post_many(list(dict.fromkeys(connection_ids)), payload, concurrency)
     report = SendReport()
     pending = iter(dict.fromkeys(connection_ids))
 
