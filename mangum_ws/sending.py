@@ -31,6 +31,15 @@ class SendReport:
     def ok(self) -> bool:
         return not self.failed
 
+    def settle(self, connection_id: str, error: BaseException | None) -> None:
+        """File an id under what its send ended in: None is delivered."""
+        if error is None:
+            self.delivered.add(connection_id)
+        elif isinstance(error, ConnectionGone):
+            self.gone.add(connection_id)
+        else:
+            self.failed[connection_id] = error
+
 
 @runtime_checkable
 class BatchGateway(Protocol):
@@ -54,12 +63,10 @@ async def fan_out(
         for connection_id in pending:
             try:
                 await gateway.post(connection_id, payload)
-            except ConnectionGone:
-                report.gone.add(connection_id)
             except Exception as exc:
-                report.failed[connection_id] = exc
+                report.settle(connection_id, exc)
             else:
-                report.delivered.add(connection_id)
+                report.settle(connection_id, None)
 
     async with anyio.create_task_group() as workers:
         for _ in range(concurrency):

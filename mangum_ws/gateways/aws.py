@@ -62,8 +62,8 @@ class AwsGateway:
     for ``max_concurrency`` parallel posts, each run in a worker thread so the event loop never
     waits on a blocking HTTP call. Throttling (429 / LimitExceededException), 5xx answers and
     dropped connections are retried up to ``max_attempts`` with full-jitter exponential backoff
-    (``backoff_base * 2**attempt``, capped at ``backoff_cap``) awaited on the event loop, so a
-    backing-off post holds no worker thread. botocore's own retries are off: one policy, ours.
+    (``backoff_base * 2**attempt``, capped at ``backoff_cap``), slept in the worker thread.
+    botocore's own retries are off: one policy, ours.
     """
 
     def __init__(
@@ -175,19 +175,9 @@ class AwsGateway:
         return attempt + 1 < self.max_attempts and is_transient(exc)
 
     async def post(self, connection_id: str, data: bytes) -> None:
-        limiter = self._thread_limiter()
-        for attempt in range(self.max_attempts):
-            try:
-                await anyio.to_thread.run_sync(
-                    self._post_blocking, connection_id, data, limiter=limiter
-                )
-                return
-            except ConnectionGone:
-                raise
-            except Exception as exc:
-                if not self._retrying(attempt, exc):
-                    raise
-            await anyio.sleep(self._backoff(attempt))
+        await anyio.to_thread.run_sync(
+            self._post_retrying_blocking, connection_id, data, limiter=self._thread_limiter()
+        )
 
     def _post_retrying_blocking(self, connection_id: str, data: bytes) -> None:
         for attempt in range(self.max_attempts):
@@ -222,12 +212,10 @@ class AwsGateway:
                     return
                 try:
                     self._post_retrying_blocking(connection_id, data)
-                except ConnectionGone:
-                    report.gone.add(connection_id)
                 except Exception as exc:
-                    report.failed[connection_id] = exc
+                    report.settle(connection_id, exc)
                 else:
-                    report.delivered.add(connection_id)
+                    report.settle(connection_id, None)
 
         limiter = self._thread_limiter()
         workers = min(concurrency, self.max_concurrency, len(connection_ids))
