@@ -48,14 +48,14 @@ class MangumWS:
     ) -> None:
         if gateway is not None and endpoint_url is not None:
             raise ValueError("pass endpoint_url or gateway, not both")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
         if gateway is None:
             gateway = (
                 AwsGateway(endpoint_url, max_concurrency=max_concurrency)
                 if endpoint_url
                 else LocalGateway()
             )
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
         self.gateway: Gateway = gateway
         self.route_responses = route_responses
         self.max_concurrency = max_concurrency
