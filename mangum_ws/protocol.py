@@ -18,7 +18,7 @@ The full reference is docs/protocol.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final
 
@@ -82,19 +82,26 @@ def encode_payload(data: Any) -> bytes:
     return to_json(data, by_alias=True)
 
 
-def select_route(body: str | bytes | None, route_keys: Mapping[str, object]) -> str:
-    """API Gateway's route selection for ``$request.body.action``.
+def select_route(
+    body: str | bytes | None,
+    route_keys: Collection[str],
+    path: Sequence[str] = ("action",),
+) -> str:
+    """API Gateway's route selection for ``$request.body.<path>`` (default: ``action``).
 
-    The value of the top-level ``action`` field selects a custom route key when one is
-    defined; anything else (no JSON, no such field, no such route) goes to ``$default``.
+    The value at ``path`` selects a custom route key when one is defined; anything else (no
+    JSON, no such field, no such route) goes to ``$default``.
     """
     if not route_keys or not body:
         return "$default"
     try:
-        message = json.loads(body)
+        value: Any = json.loads(body)
     except ValueError:
         return "$default"
-    action = message.get("action") if isinstance(message, dict) else None
-    if isinstance(action, str) and action in route_keys:
-        return action
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return "$default"
+        value = value[part]
+    if isinstance(value, str) and value in route_keys:
+        return value
     return "$default"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
+
+from ..protocol import select_route
 
 _PREFIX = "$request.body."
 
@@ -22,14 +22,4 @@ class RouteSelector:
 
     def select(self, body: str) -> str:
         """The custom route key the body selects, or ``$default`` (non-JSON, no field, no route)."""
-        try:
-            value: Any = json.loads(body)
-        except ValueError:
-            return "$default"
-        for part in self.path:
-            if not isinstance(value, dict) or part not in value:
-                return "$default"
-            value = value[part]
-        if isinstance(value, str) and value in self.route_keys:
-            return value
-        return "$default"
+        return select_route(body, self.route_keys, self.path)
