@@ -19,9 +19,9 @@ import asyncio
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import time
+
+from subprocess_server import running
 
 from mangum_ws import MangumWS
 
@@ -94,13 +94,6 @@ async def raw_posts(port: int, ids: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ids", type=int, default=1000)
@@ -118,25 +111,12 @@ def main() -> None:
     print(f"{args.ids} sends; {CONCURRENCY} at a time for (b) and (c)")
     print(f"{'delay':>6}{'(a) seed/s':>12}{'(b) ours/s':>12}{'(c) raw/s':>12}{'b/a':>8}{'b/c':>8}")
     for delay_ms in (float(d) for d in args.delays.split(",")):
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(delay_ms / 1000), "--port", str(port)]
-        )
-        try:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+        with running(__file__, "--serve", str(delay_ms / 1000)) as port:
             url = f"http://127.0.0.1:{port}"
             seed_runs = 1 if delay_ms >= 5 else args.repeats  # ~11 s a run at 10 ms
             a = statistics.median(seed_way(url, ids) for _ in range(seed_runs))
             b = statistics.median(ours(url, ids) for _ in range(args.repeats))
             c = statistics.median(asyncio.run(raw_posts(port, ids)) for _ in range(args.repeats))
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         rate = {k: args.ids / v for k, v in (("a", a), ("b", b), ("c", c))}
         print(
             f"{delay_ms:>4.0f}ms{rate['a']:>12.0f}{rate['b']:>12.0f}{rate['c']:>12.0f}"

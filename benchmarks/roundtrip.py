@@ -16,15 +16,13 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
+from subprocess_server import running
 
 from mangum_ws import MangumWS
 
@@ -104,13 +102,6 @@ def serve(kind: str, port: int) -> None:
     gateway.serve_forever(log_level="error")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def client(url: str, count: int, latencies: list[float]) -> None:
     from websockets.asyncio.client import connect
 
@@ -136,18 +127,7 @@ async def load(url: str, clients: int, messages: int) -> tuple[float, float, flo
 def measure(
     kind: str, clients: list[int], messages: int, repeats: int
 ) -> dict[int, tuple[float, ...]]:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)])
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"server {kind} did not start") from None
-                time.sleep(0.05)
+    with running(__file__, "--serve", kind) as port:
         url = f"ws://127.0.0.1:{port}/"
         asyncio.run(load(url, 1, 50))  # warm up
         results: dict[int, tuple[float, ...]] = {}
@@ -155,9 +135,6 @@ def measure(
             runs = [asyncio.run(load(url, n, messages)) for _ in range(repeats)]
             results[n] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
         return results
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main() -> None:

@@ -1,0 +1,39 @@
+"""A benchmark's server in its own process on a free 127.0.0.1 port, so it never shares the
+clients' interpreter (and GIL)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running(script: str, *args: str) -> Iterator[int]:
+    """Run ``python script *args --port PORT`` until the port accepts; yield the port."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, script, *args, "--port", str(port)])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"{script} {' '.join(args)} did not start") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
