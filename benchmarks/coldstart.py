@@ -6,7 +6,7 @@ Each variant runs in a fresh interpreter, timed from inside (perf_counter around
 so interpreter start-up is left out; the figure is the median of the runs.
 (base) import fastapi, mangum
 (ours) import mangum_ws, then build examples/demochat.py with APIGW_MANAGEMENT_URL set (the
-       Lambda case); boto3 must be neither imported nor a client built before the first send.
+       Lambda case); boto3/botocore must not be imported before the first send.
 Target: ours <= 1.05x base.
 """
 
@@ -26,7 +26,7 @@ BASE = """
 import time; t = time.perf_counter()
 import fastapi, mangum
 elapsed = time.perf_counter() - t
-import json, sys; print(json.dumps([elapsed, "boto3" in sys.modules]))
+import json, sys; print(json.dumps([elapsed, "botocore" in sys.modules]))
 """
 
 OURS = f"""
@@ -38,7 +38,7 @@ demo = importlib.util.module_from_spec(spec); spec.loader.exec_module(demo)
 elapsed = time.perf_counter() - t
 import json, sys
 assert not demo.ws.is_local
-print(json.dumps([elapsed, "boto3" in sys.modules]))
+print(json.dumps([elapsed, "botocore" in sys.modules]))
 """
 
 
@@ -55,24 +55,24 @@ def run(code: str) -> tuple[float, bool]:
         check=True,
         timeout=60,
     ).stdout
-    elapsed, boto3_loaded = json.loads(out)
-    return float(elapsed), bool(boto3_loaded)
+    elapsed, aws_loaded = json.loads(out)
+    return float(elapsed), bool(aws_loaded)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    base, ours, boto3_seen = [], [], False
+    base, ours, aws_sdk_seen = [], [], False
     for _ in range(args.runs):  # interleaved, so drift hits both alike
         base.append(run(BASE)[0])
         elapsed, loaded = run(OURS)
         ours.append(elapsed)
-        boto3_seen |= loaded
+        aws_sdk_seen |= loaded
     b, o = statistics.median(base), statistics.median(ours)
     print(f"(base) import fastapi, mangum           {b * 1000:8.1f} ms")
     print(f"(ours) import mangum_ws + chat app      {o * 1000:8.1f} ms")
-    print(f"ours / base = {o / b:.3f}   (target <= 1.05)   boto3 imported: {boto3_seen}")
+    print(f"ours / base = {o / b:.3f}   (target <= 1.05)   botocore imported: {aws_sdk_seen}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ The endpoint runs in its own process on 127.0.0.1: an asyncio HTTP/1.1 server th
 connections alive, disables Nagle, and answers each POST after a simulated network delay
 (@connections is a network hop away from Lambda).
 (a) the seed's way: one blocking boto3 post_to_connection after another
-(b) mangum-ws: ``await ws.send(ids, data)`` (bounded concurrency, one boto3 client)
+(b) mangum-ws: ``await ws.send(ids, data)`` (bounded concurrency, one signed session)
 (c) the ceiling: the same number of raw concurrent HTTP POSTs from one process, over as many
     keep-alive connections as (b) uses (asyncio streams, no SDK)
 Figures are medians of the repeats. Targets at 10 ms: b/a >= 10, b/c >= 0.5; at 0 ms: b >= a.

@@ -1,5 +1,7 @@
 """mangum-ws: type-routed WebSocket RPC for FastAPI on API Gateway + Lambda, and locally."""
 
+__version__ = "0.1.0"  # first: modules of the package read it while it imports
+
 from .app import MangumWS
 from .connection import Connection
 from .errors import (
@@ -18,8 +20,6 @@ from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ErrorCode
 from .registry import ActionSpec, EventSpec
 from .sending import SendReport
 from .store import ConnectionRecord, ConnectionStore, DynamoDBStore, InMemoryStore
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MAX_MESSAGE_BYTES",

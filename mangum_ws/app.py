@@ -28,7 +28,7 @@ class MangumWS:
     """WebSocket RPC for a FastAPI app on API Gateway + Lambda, and locally.
 
     ``MangumWS(endpoint_url=url)`` sends through API Gateway's management API at ``url``
-    (boto3, the ``[aws]`` extra); without a URL it sends to sockets opened through
+    (botocore, the ``[aws]`` extra); without a URL it sends to sockets opened through
     :meth:`mount`. Pass ``gateway=`` for any other transport, e.g. ``AwsGateway()`` to post
     back to whichever API sent the event.
 

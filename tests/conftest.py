@@ -11,7 +11,7 @@ from tests.support.management_api import ManagementApi, management_api
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    # boto3 signs every request; no real credentials are ever needed or read.
+    # Every @connections request is SigV4-signed; no real credentials are ever needed or read.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -1,4 +1,4 @@
-"""Sending through API Gateway's management API with boto3, over real HTTP on 127.0.0.1."""
+"""Sending through API Gateway's management API, over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import asyncio
 import json
 import subprocess
 import sys
+from datetime import datetime
 
+import boto3
+import botocore.auth
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from mangum_ws import ConnectionNotReady, MangumWS, PayloadTooLarge, SendError
+from mangum_ws import AwsGateway, ConnectionNotReady, MangumWS, PayloadTooLarge, SendError
 from mangum_ws.lifecycle import connecting_id
 from tests.support.management_api import Answer, ManagementApi, live
 
@@ -81,12 +86,54 @@ def test_posting_to_the_connecting_id_is_refused(mgmt_api: ManagementApi) -> Non
     assert mgmt_api.attempts == {}
 
 
-def test_the_boto3_client_is_built_once_and_reused(mgmt_api: ManagementApi) -> None:
-    ws = MangumWS(endpoint_url=mgmt_api.url)
+def test_the_signed_session_is_built_once_and_reused(mgmt_api: ManagementApi) -> None:
+    gateway = AwsGateway(mgmt_api.url)
+    ws = MangumWS(gateway=gateway)
     asyncio.run(ws.send(connection_ids=["a"], data="1"))
-    client = ws.gateway.client  # type: ignore[attr-defined]
+    api = gateway.api
     asyncio.run(ws.send(connection_ids=["b", "c"], data="2"))
-    assert ws.gateway.client is client  # type: ignore[attr-defined]
+    asyncio.run(ws.disconnect("b"))
+    assert gateway.api is api
+
+
+def test_requests_are_exactly_what_boto3_sends(
+    mgmt_api: ManagementApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same clock, same credentials (with a session token, as on Lambda): our POST and DELETE
+    # must carry boto3's path encoding, signed headers and signature, byte for byte.
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime(2026, 1, 2, 3, 4))
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "token-from-the-lambda-environment")
+    url, region, odd_id = f"{mgmt_api.url}/prod", "eu-west-1", "L0SM9cOFvHcCIhw= a/b+c~%"
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=url, region_name=region)
+    client.post_to_connection(ConnectionId=odd_id, Data=b'{"a": 1}')
+    client.delete_connection(ConnectionId=odd_id)
+    ws = MangumWS(gateway=AwsGateway(url, region_name=region))
+    asyncio.run(ws.send(connection_ids=[odd_id], data='{"a": 1}'))
+    asyncio.run(ws.disconnect(odd_id))
+
+    signed = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token", "Host")
+    boto_post, boto_delete, our_post, our_delete = mgmt_api.requests
+    for ours, boto in ((our_post, boto_post), (our_delete, boto_delete)):
+        assert (ours.method, ours.path, ours.body) == (boto.method, boto.path, boto.body)
+        assert {h: ours.headers.get(h) for h in signed} == {h: boto.headers.get(h) for h in signed}
+    assert "x-amz-security-token" in boto_post.headers["Authorization"]
+    assert mgmt_api.posts == [(odd_id, b'{"a": 1}')] * 2
+
+
+def test_error_answers_become_the_client_errors_boto3_raises(mgmt_api: ManagementApi) -> None:
+    mgmt_api.responder = lambda cid, attempt: Answer(int(cid))
+    gateway = AwsGateway(mgmt_api.url, max_attempts=1)
+    no_retries = Config(retries={"total_max_attempts": 1})
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=mgmt_api.url, config=no_retries)
+    for status in (403, 413, 429, 500):
+        with pytest.raises(ClientError) as ours:
+            asyncio.run(gateway.post(str(status), b"x"))
+        with pytest.raises(ClientError) as boto:
+            client.post_to_connection(ConnectionId=str(status), Data=b"x")
+        assert ours.value.response["Error"] == boto.value.response["Error"]
+        assert ours.value.operation_name == boto.value.operation_name == "PostToConnection"
+        status_of = ours.value.response["ResponseMetadata"]["HTTPStatusCode"]
+        assert status_of == status
 
 
 def test_post_to_connection_against_moto_server(moto_url: str) -> None:

@@ -44,7 +44,7 @@ def test_ten_thousand_sends_are_all_accounted_for(mgmt_api: ManagementApi) -> No
     ws = MangumWS(gateway=gateway, max_concurrency=32)
     ids = [f"id-{i}" for i in range(SENDS)]
 
-    # The event loop stays free while boto3 blocks in worker threads: a ticker keeps ticking.
+    # The event loop stays free while posts block in worker threads: a ticker keeps ticking.
     ticks: list[float] = []
 
     async def main() -> tuple[object, float]:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import importlib.util
 import os
@@ -10,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import anyio
@@ -18,9 +17,7 @@ import anyio.to_thread
 
 from ..errors import ConnectionGone, MissingDependencyError
 from ..sending import SendReport
-
-if TYPE_CHECKING:
-    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+from .management_api import ManagementApiSession
 
 _REGION_IN_URL = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 
@@ -55,15 +52,16 @@ def require_boto3() -> None:
 
 
 class AwsGateway:
-    """API Gateway's Management API (``post_to_connection``) through boto3.
+    """API Gateway's Management API (``post_to_connection``, ``delete_connection``).
 
-    boto3 is imported and the client built on the first send, never at import or construction
-    (Lambda cold starts). The client is built once and reused; its connection pool is sized
-    for ``max_concurrency`` parallel posts, each run in a worker thread so the event loop never
-    waits on a blocking HTTP call. Throttling (429 / LimitExceededException), 5xx answers and
-    dropped connections are retried up to ``max_attempts`` with full-jitter exponential backoff
+    Requests are built, SigV4-signed and sent with botocore's own pieces
+    (gateways/management_api.py says why not through a boto3 client). botocore is imported
+    and the session built on the first send, never at import or construction (Lambda cold
+    starts); it is built once and reused, its connection pool sized for ``max_concurrency``
+    parallel posts, each run in a worker thread so the event loop never waits on a blocking
+    HTTP call. Throttling (429 / LimitExceededException), 5xx answers and dropped connections
+    are retried up to ``max_attempts`` with full-jitter exponential backoff
     (``backoff_base * 2**attempt``, capped at ``backoff_cap``), slept in the worker thread.
-    botocore's own retries are off: one policy, ours.
     """
 
     def __init__(
@@ -90,8 +88,8 @@ class AwsGateway:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._timeouts = (connect_timeout, read_timeout)
-        self._client: ApiGatewayManagementApiClient | None = None
-        self._client_lock = threading.Lock()
+        self._api: ManagementApiSession | None = None
+        self._api_lock = threading.Lock()
         self._limiters: WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
             WeakKeyDictionary()
         )
@@ -116,48 +114,29 @@ class AwsGateway:
         return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
     @property
-    def client(self) -> ApiGatewayManagementApiClient:
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._build_client()
-        return self._client
-
-    def _build_client(self) -> ApiGatewayManagementApiClient:
-        if self.endpoint_url is None:
-            raise RuntimeError(
-                "AwsGateway has no endpoint_url: pass one, or let the first API Gateway event "
-                "provide it (https://{domainName}/{stage})"
-            )
-        import boto3  # deferred: boto3 costs ~100 ms of cold start
-        from botocore.config import Config
-
-        connect_timeout, read_timeout = self._timeouts
-        config = Config(
-            max_pool_connections=self.max_concurrency,
-            retries={"mode": "standard", "total_max_attempts": 1},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            tcp_keepalive=True,
-        )
-        return boto3.session.Session().client(
-            "apigatewaymanagementapi",
-            endpoint_url=self.endpoint_url,
-            region_name=self._region(),
-            config=config,
-        )
+    def api(self) -> ManagementApiSession:
+        """The signed HTTP session, built on first use and then shared by every send."""
+        if self._api is None:
+            with self._api_lock:
+                if self._api is None:
+                    if self.endpoint_url is None:
+                        raise RuntimeError(
+                            "AwsGateway has no endpoint_url: pass one, or let the first API "
+                            "Gateway event provide it (https://{domainName}/{stage})"
+                        )
+                    self._api = ManagementApiSession(
+                        self.endpoint_url,
+                        self._region(),
+                        max_pool_connections=self.max_concurrency,
+                        timeouts=self._timeouts,
+                    )
+        return self._api
 
     def _post_blocking(self, connection_id: str, data: bytes) -> None:
-        client = self.client
-        try:
-            client.post_to_connection(ConnectionId=connection_id, Data=data)
-        except client.exceptions.GoneException as exc:
-            raise ConnectionGone(connection_id) from exc
+        self.api.post(connection_id, data)
 
     def _delete_blocking(self, connection_id: str) -> None:
-        client = self.client
-        with contextlib.suppress(client.exceptions.GoneException):
-            client.delete_connection(ConnectionId=connection_id)
+        self.api.delete(connection_id)
 
     def _thread_limiter(self) -> anyio.CapacityLimiter:
         # One per event loop: a limiter belongs to the loop that first waits on it.

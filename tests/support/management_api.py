@@ -28,6 +28,16 @@ ERROR_TYPES = {
 }
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request as it arrived: method, raw path (still percent-encoded), headers, body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass
 class Answer:
     status: int = 200
@@ -48,6 +58,7 @@ class ManagementApi:
     url: str
     posts: list[tuple[str, bytes]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
     attempts: dict[str, int] = field(default_factory=dict)
     responder: Responder = field(default=lambda cid, attempt: Answer(200))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,12 +93,17 @@ def management_api() -> Iterator[ManagementApi]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _record(self, body: bytes) -> None:
+            with api.lock:
+                api.requests.append(Request(self.command, self.path, dict(self.headers), body))
+
         def _connection_id(self) -> str | None:
             match = _PATH.match(self.path)
             return unquote(match.group("id")) if match else None
 
         def do_POST(self) -> None:
             data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._record(data)
             cid = self._connection_id()
             if cid is None:
                 self._answer(404)
@@ -103,6 +119,7 @@ def management_api() -> Iterator[ManagementApi]:
             self._answer(answer.status)
 
         def do_DELETE(self) -> None:
+            self._record(b"")
             cid = self._connection_id()
             if cid is None:
                 self._answer(404)
