@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import boto3
 import botocore.auth
 import pytest
+import trustme
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mangum_ws import AwsGateway, ConnectionNotReady, MangumWS, PayloadTooLarge, SendError
 from mangum_ws.lifecycle import connecting_id
-from tests.support.management_api import Answer, ManagementApi, live
+from tests.support.management_api import Answer, ManagementApi, live, management_api
 
 
 def test_send_delivers_and_reports_gone_ids(mgmt_api: ManagementApi) -> None:
@@ -134,6 +137,26 @@ def test_error_answers_become_the_client_errors_boto3_raises(mgmt_api: Managemen
         assert ours.value.operation_name == boto.value.operation_name == "PostToConnection"
         status_of = ours.value.response["ResponseMetadata"]["HTTPStatusCode"]
         assert status_of == status
+
+
+def test_https_trusts_the_ca_bundle_named_by_aws_ca_bundle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_side)
+    with management_api(tls=server_side) as api:
+        untrusted = MangumWS(gateway=AwsGateway(api.url, max_attempts=1))
+        with pytest.raises(SendError) as info:
+            asyncio.run(untrusted.send(connection_ids=["a"], data="x"))
+        assert "CERTIFICATE_VERIFY_FAILED" in str(info.value.failed["a"])
+        assert not info.value.gone  # a TLS failure says nothing about the connection
+
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+        trusted = MangumWS(endpoint_url=api.url)
+        assert asyncio.run(trusted.send(connection_ids=["a"], data="x")) == set()
+        assert api.posts == [("a", b"x")]
 
 
 def test_post_to_connection_against_moto_server(moto_url: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -69,7 +70,8 @@ class ManagementApi:
 
 
 @contextmanager
-def management_api() -> Iterator[ManagementApi]:
+def management_api(tls: ssl.SSLContext | None = None) -> Iterator[ManagementApi]:
+    """Serve on a free port; over HTTPS with ``tls`` (a server-side context), as AWS does."""
     api = ManagementApi(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -130,8 +132,10 @@ def management_api() -> Iterator[ManagementApi]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
-    api.url = f"http://127.0.0.1:{port}"
+    api.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
