@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
 from fastapi import APIRouter, FastAPI
@@ -189,8 +189,20 @@ class MangumWS:
     # Connections and topics (kept in ``store``) ---------------------------------------------
 
     async def connection(self, connection_id: str) -> ConnectionRecord | None:
-        """What was kept of a connection at $connect (query, authorizer, source IP)."""
+        """What was kept of a connection at $connect (query, authorizer, source IP), and the
+        state the application set since."""
         return await self.store.get(connection_id)
+
+    async def set_state(self, connection_id: str, state: Mapping[str, Any]) -> None:
+        """Keep ``state`` (a JSON object, replacing the previous one) with the connection, for
+        later invocations to read as ``(await ws.connection(id)).state``: on Lambda, where
+        invocations share no memory, this is where a nickname or a logged-in user belongs.
+
+        Raises ConnectionGone when the store does not know the connection (it was removed, or
+        its $connect never reached the store), TypeError when ``state`` is not JSON.
+        """
+        if not await self.store.set_state(connection_id, state):
+            raise ConnectionGone(connection_id)
 
     async def subscribe(self, connection_id: str, topic: str) -> None:
         await self.store.subscribe(connection_id, topic)

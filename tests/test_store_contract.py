@@ -10,7 +10,14 @@ from typing import Any
 import boto3
 import pytest
 
-from mangum_ws import ConnectionRecord, ConnectionStore, DynamoDBStore, InMemoryStore
+from mangum_ws import (
+    ConnectionGone,
+    ConnectionRecord,
+    ConnectionStore,
+    DynamoDBStore,
+    InMemoryStore,
+    MangumWS,
+)
 
 
 def dynamodb_store(url: str) -> DynamoDBStore:
@@ -54,6 +61,31 @@ def test_add_get_remove(store: ConnectionStore) -> None:
     run(store.remove("never-there"))  # a no-op, not an error
 
 
+def test_state_is_kept_replaced_and_forgotten(store: ConnectionStore) -> None:
+    run(store.add(ConnectionRecord("s1=", query={"room": "lobby"})))
+    got = run(store.get("s1="))
+    assert got is not None
+    assert dict(got.state) == {}
+    state = {"nick": "ann", "seat": (1, 2), "tags": ["a"], "nested": {"x": None, "ok": True}}
+    assert run(store.set_state("s1=", state)) is True
+    got = run(store.get("s1="))
+    assert got is not None
+    # JSON's types on both stores (a tuple comes back a list); connect-time context untouched.
+    assert dict(got.state) == {**state, "seat": [1, 2]}
+    assert dict(got.query) == {"room": "lobby"}
+    state["nick"] = "changed after the call"
+    assert run(store.get("s1=")).state["nick"] == "ann"  # a copy was kept, not the caller's dict
+    assert run(store.set_state("s1=", {"nick": "bo"})) is True
+    assert dict(run(store.get("s1=")).state) == {"nick": "bo"}  # replaced, not merged
+    with pytest.raises(TypeError):
+        run(store.set_state("s1=", {"when": object()}))
+    assert dict(run(store.get("s1=")).state) == {"nick": "bo"}
+    assert run(store.set_state("unknown=", {"nick": "x"})) is False
+    assert run(store.get("unknown=")) is None  # no bare item was created
+    run(store.remove("s1="))
+    assert run(store.set_state("s1=", {"nick": "late"})) is False
+
+
 def test_topics(store: ConnectionStore) -> None:
     for cid in ("a", "b", "c"):
         run(store.add(ConnectionRecord(cid)))
@@ -95,3 +127,9 @@ def test_dynamodb_items_carry_a_ttl_of_at_least_two_hours(moto_url: str) -> None
     assert ttl["AttributeName"] == "ttl"
     with pytest.raises(ValueError, match="at least 7200"):
         DynamoDBStore("t", ttl_seconds=3600)
+
+
+def test_ws_set_state_on_an_unknown_connection_raises_gone() -> None:
+    ws = MangumWS()
+    with pytest.raises(ConnectionGone, match="nobody="):
+        run(ws.set_state("nobody=", {"nick": "x"}))

@@ -8,13 +8,17 @@ from typing import Any, Protocol, runtime_checkable
 
 @dataclass(frozen=True, slots=True)
 class ConnectionRecord:
-    """What is kept of a connection from its $connect on, for later invocations to read."""
+    """What is kept of a connection from its $connect on, for later invocations to read.
+
+    ``state`` is the application's own (``ws.set_state``): a JSON object, empty at $connect.
+    """
 
     connection_id: str
     connected_at: float = field(default_factory=time.time)
     source_ip: str | None = None
     query: Mapping[str, str] = field(default_factory=dict)
     authorizer: Mapping[str, Any] = field(default_factory=dict)
+    state: Mapping[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -27,6 +31,10 @@ class ConnectionStore(Protocol):
 
     async def remove(self, connection_id: str) -> None:
         """Forget the connection and all its subscriptions; a no-op for an unknown id."""
+        ...
+
+    async def set_state(self, connection_id: str, state: Mapping[str, Any]) -> bool:
+        """Replace the connection's state (a JSON object); False for an unknown connection."""
         ...
 
     async def subscribe(self, connection_id: str, topic: str) -> None: ...

@@ -3,7 +3,7 @@
 Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute ``ttl``. Items:
 
     pk = "conn#<id>",    sk = "conn"            the connection: connected_at, source_ip,
-                                                query and authorizer (JSON), ttl
+                                                query, authorizer and state (JSON), ttl
     pk = "conn#<id>",    sk = "topic#<topic>"   a subscription, seen from the connection
     pk = "topic#<topic>", sk = "conn#<id>"      the same subscription, seen from the topic
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
@@ -99,7 +99,27 @@ class DynamoDBStore:
             source_ip=item["source_ip"]["S"] if "source_ip" in item else None,
             query=json.loads(item["query"]["S"]),
             authorizer=json.loads(item["authorizer"]["S"]),
+            state=json.loads(item["state"]["S"]) if "state" in item else {},
         )
+
+    async def set_state(self, connection_id: str, state: Mapping[str, Any]) -> bool:
+        encoded = json.dumps(dict(state))  # before the thread: a bad state fails in the caller
+
+        def update() -> bool:
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}},
+                    UpdateExpression="SET #state = :state",
+                    ConditionExpression="attribute_exists(pk)",  # never create a bare item
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={":state": {"S": encoded}},
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                return False
+            return True
+
+        return await self._run(update)
 
     def _query(self, pk: str) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("query")

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
 from .base import ConnectionRecord
 
 
@@ -17,6 +22,16 @@ class InMemoryStore:
 
     async def get(self, connection_id: str) -> ConnectionRecord | None:
         return self._connections.get(connection_id)
+
+    async def set_state(self, connection_id: str, state: Mapping[str, Any]) -> bool:
+        record = self._connections.get(connection_id)
+        if record is None:
+            return False
+        # Through JSON, as DynamoDBStore keeps it: what cannot be stored there fails here too,
+        # and the state read back is a copy in JSON's types (tuples come back as lists).
+        copy = json.loads(json.dumps(dict(state)))
+        self._connections[connection_id] = dataclasses.replace(record, state=copy)
+        return True
 
     async def remove(self, connection_id: str) -> None:
         self._connections.pop(connection_id, None)
