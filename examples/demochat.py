@@ -3,12 +3,15 @@
     uv run python examples/demochat.py      # then open http://localhost:8000 in two tabs
 
 With ``APIGW_MANAGEMENT_URL`` set, the same app runs on Lambda behind an API Gateway WebSocket
-API (``handler`` below). Room membership lives in this process's memory: fine locally and on
-the local emulator; on Lambda, where invocations share nothing, use a connection store.
+API (``handler`` below). Nothing lives in module memory: a room is a topic of the connection
+store and each connection's room and nickname are its state, so the demo works the same on one
+process and on many Lambda instances. ``CONNECTIONS_TABLE`` (set by the template
+``python -m mangum_ws.deploy``) puts the store in DynamoDB; without it, it is in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from datetime import UTC, datetime
@@ -19,10 +22,14 @@ from fastapi.responses import HTMLResponse, Response
 from mangum import Mangum
 from pydantic import BaseModel, Field
 
-from mangum_ws import ActionError, Connection, MangumWS
+from mangum_ws import ActionError, Connection, DynamoDBStore, MangumWS
 
 app = FastAPI(title="mangum-ws chat")
-ws = MangumWS(endpoint_url=os.getenv("APIGW_MANAGEMENT_URL"))
+table = os.getenv("CONNECTIONS_TABLE")
+ws = MangumWS(
+    endpoint_url=os.getenv("APIGW_MANAGEMENT_URL"),
+    store=DynamoDBStore(table) if table else None,  # None: in this process's memory
+)
 
 Nick = Field(min_length=1, max_length=24, pattern=r"^[\w .-]+$")
 Room = Field(min_length=1, max_length=32, pattern=r"^[\w-]+$")
@@ -64,55 +71,70 @@ message_event = ws.event("chat.message", ChatMessage)
 joined_event = ws.event("chat.joined", Presence)
 left_event = ws.event("chat.left", Presence)
 
-# connection id -> (room, nick)
-members: dict[str, tuple[str, str]] = {}
+
+def topic(room: str) -> str:
+    return f"room:{room}"
 
 
-def room_members(room: str) -> dict[str, str]:
-    return {cid: nick for cid, (r, nick) in members.items() if r == room}
+async def seat(connection_id: str) -> tuple[str, str] | None:
+    """The (room, nick) a connection sits in, from its state in the store."""
+    record = await ws.connection(connection_id)
+    if record is None or "room" not in record.state:
+        return None
+    return record.state["room"], record.state["nick"]
 
 
-async def leave(connection_id: str) -> None:
-    seat = members.pop(connection_id, None)
-    if seat is None:
+async def room_members(room: str) -> dict[str, str]:
+    """connection id -> nick of everyone in ``room``."""
+    ids = await ws.store.subscribers(topic(room))
+    records = await asyncio.gather(*(ws.connection(cid) for cid in ids))
+    return {
+        record.connection_id: record.state["nick"]
+        for record in records
+        if record is not None and record.state.get("room") == room
+    }
+
+
+async def leave(connection_id: str, *, disconnecting: bool = False) -> None:
+    current = await seat(connection_id)
+    if current is None:
         return
-    room, nick = seat
-    others = room_members(room)
-    gone = await left_event.emit(
-        Presence(room=room, nick=nick, members=sorted(others.values())),
-        connection_ids=others,
-    )
-    for cid in gone:
-        members.pop(cid, None)
+    room, nick = current
+    await ws.unsubscribe(connection_id, topic(room))
+    if not disconnecting:  # the store forgets a closed connection by itself
+        await ws.set_state(connection_id, {})
+    others = await room_members(room)
+    presence = Presence(room=room, nick=nick, members=sorted(others.values()))
+    await left_event.publish(topic(room), presence)  # gone ids leave the store
 
 
 @ws.action("chat.join")
 async def join(data: JoinIn, conn: Connection) -> JoinOut:
     """Join a room under a nickname (leaving the current room, if any)."""
-    present = room_members(data.room)
-    if data.nick in (nick for cid, nick in present.items() if cid != conn.connection_id):
+    me = conn.connection_id
+    others = {cid: nick for cid, nick in (await room_members(data.room)).items() if cid != me}
+    if data.nick in others.values():
         raise ActionError(
             "nick_taken",
             f"{data.nick!r} is already in {data.room!r}",
             details={"room": data.room, "nick": data.nick},
         )
-    await leave(conn.connection_id)
-    members[conn.connection_id] = (data.room, data.nick)
-    everyone = sorted(room_members(data.room).values())
-    others = set(room_members(data.room)) - {conn.connection_id}
-    await joined_event.emit(
-        Presence(room=data.room, nick=data.nick, members=everyone), connection_ids=others
-    )
+    await leave(me)
+    await ws.set_state(me, {"room": data.room, "nick": data.nick})
+    everyone = sorted([*others.values(), data.nick])
+    presence = Presence(room=data.room, nick=data.nick, members=everyone)
+    await joined_event.publish(topic(data.room), presence)  # before we subscribe
+    await ws.subscribe(me, topic(data.room))
     return JoinOut(room=data.room, members=everyone)
 
 
 @ws.action("chat.send")
 async def send(data: SendIn, conn: Connection) -> SendOut:
     """Send a message to everyone in your room, yourself included."""
-    seat = members.get(conn.connection_id)
-    if seat is None:
+    current = await seat(conn.connection_id)
+    if current is None:
         raise ActionError("not_joined", "join a room before sending")
-    room, nick = seat
+    room, nick = current
     message = ChatMessage(
         message_id=uuid.uuid4().hex,
         room=room,
@@ -120,9 +142,7 @@ async def send(data: SendIn, conn: Connection) -> SendOut:
         text=data.text,
         sent_at=datetime.now(UTC),
     )
-    gone = await message_event.emit(message, connection_ids=room_members(room))
-    for cid in gone:
-        members.pop(cid, None)
+    await message_event.publish(topic(room), message)
     return SendOut(message_id=message.message_id)
 
 
@@ -134,7 +154,7 @@ async def leave_room(conn: Connection) -> None:
 
 @ws.on_disconnect
 async def on_disconnect(connection_id: str) -> None:
-    await leave(connection_id)
+    await leave(connection_id, disconnecting=True)
 
 
 PAGE = Path(__file__).with_name("demochat.html")

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .sending import SendReport
 
 
 class Sender(Protocol):
     async def send_to_connection(self, connection_id: str, data: Any) -> bool: ...
 
     async def emit(self, event: str, data: Any, *, connection_ids: Iterable[str]) -> set[str]: ...
+
+    async def publish(self, topic: str, event: str, data: Any) -> SendReport: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity: usable in sets and as a dict key

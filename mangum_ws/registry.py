@@ -11,6 +11,7 @@ from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 
 from .connection import Connection, Sender
 from .errors import RegistrationError
+from .sending import SendReport
 
 T = TypeVar("T")
 _NO_OUTPUT: Any = type(None)
@@ -139,7 +140,8 @@ class ActionSpec:
 
 @dataclass(frozen=True, slots=True)
 class EventSpec(Generic[T]):
-    """A typed server push. ``await spec.emit(data, connection_ids=...)`` returns the gone ids."""
+    """A typed server push: ``await spec.emit(data, connection_ids=...)`` returns the gone ids,
+    ``await spec.publish(topic, data)`` the report of a push to a topic's subscribers."""
 
     name: str
     model: type[T]
@@ -149,6 +151,9 @@ class EventSpec(Generic[T]):
 
     async def emit(self, data: T, *, connection_ids: Iterable[str]) -> set[str]:
         return await self.sender.emit(self.name, data, connection_ids=connection_ids)
+
+    async def publish(self, topic: str, data: T) -> SendReport:
+        return await self.sender.publish(topic, self.name, data)
 
 
 @dataclass(slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 
 from mangum_ws import Connection, DynamoDBStore, MangumWS
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
+from tests.support.loops import run_on_mangums_loop
 from tests.support.management_api import Answer, ManagementApi
 
 
@@ -86,15 +86,10 @@ def test_store_follows_connect_and_disconnect_and_publish_reports(
     )
     assert report == {"delivered": sorted([ids[0], ids[3]]), "gone": [ids[1]], "failed": [ids[2]]}
     assert mgmt_api.received(ids[0]) == [{"type": "event", "event": "said", "data": {"text": "hi"}}]
-    subscribers = run(store.subscribers("lobby"))
+    subscribers = run_on_mangums_loop(store.subscribers("lobby"))
     assert subscribers == {ids[0], ids[2], ids[3]}  # gone removed on the spot; failed kept
-    assert run(store.get(ids[1])) is None
+    assert run_on_mangums_loop(store.get(ids[1])) is None
 
     handler(disconnect_event(ids[0]), FakeLambdaContext())
-    assert run(store.get(ids[0])) is None
-    assert ids[0] not in run(store.subscribers("lobby"))
-
-
-def run(coro: Any) -> Any:
-    # On the loop Mangum installed: asyncio.run would replace it and leak it unclosed.
-    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
+    assert run_on_mangums_loop(store.get(ids[0])) is None
+    assert ids[0] not in run_on_mangums_loop(store.subscribers("lobby"))

@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import ClientConnection, connect
 
 from mangum_ws.local import LocalApiGateway
+from tests.support.loops import run_on_mangums_loop
 from tests.support.modules import load_demo
 from tests.test_local_emulator_events import Recorder
 
@@ -161,9 +162,13 @@ def test_chat_demo_on_the_emulator(monkeypatch: pytest.MonkeyPatch, route_respon
 
             bob.send(json.dumps({"action": "chat.send", "id": "3", "data": {"text": ""}}))
             assert frames(bob, 1)[0]["error"]["code"] == "invalid_input"
+
+        def lobby() -> set[str]:
+            return run_on_mangums_loop(demo.ws.store.subscribers(demo.topic("lobby")))
+
         for _ in range(250):
-            if not gw.connections and not demo.members:
+            if not gw.connections and not lobby():
                 break
             time.sleep(0.02)
         assert gw.connections == {}
-        assert demo.members == {}  # $disconnect reached the demo through the Lambda path
+        assert lobby() == set()  # $disconnect reached the demo through the Lambda path

@@ -1,0 +1,90 @@
+"""The chat demo as deployed: two Lambda instances that share nothing but DynamoDB (moto's server)
+and the @connections endpoint (a stand-in on 127.0.0.1), each fed API Gateway events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from mangum_ws import DynamoDBStore
+from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
+from tests.support.loops import run_on_mangums_loop
+from tests.support.management_api import ManagementApi
+from tests.support.modules import load_demo
+
+ALICE, BOB, CAROL = "Alice000000000=", "Bob00000000000=", "Carol000000000="
+
+
+@pytest.fixture
+def instances(
+    monkeypatch: pytest.MonkeyPatch, mgmt_api: ManagementApi, moto_url: str
+) -> tuple[ModuleType, ModuleType]:
+    table = f"chat-{uuid.uuid4().hex[:8]}"
+    DynamoDBStore(table, endpoint_url=moto_url, region_name="us-east-1").create_table()
+    # What the SAM template from `python -m mangum_ws.deploy` puts in the function's environment;
+    # boto3 reads the DynamoDB endpoint override from AWS_ENDPOINT_URL_DYNAMODB.
+    monkeypatch.setenv("CONNECTIONS_TABLE", table)
+    monkeypatch.setenv("APIGW_MANAGEMENT_URL", mgmt_api.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return load_demo("demochat_instance_a"), load_demo("demochat_instance_b")
+
+
+def invoke(instance: ModuleType, event: dict[str, Any]) -> None:
+    response = instance.handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 200, response
+
+
+def action(name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"action": name, "id": "1", **({"data": data} if data is not None else {})}
+
+
+def test_rooms_and_nicknames_span_lambda_instances(
+    instances: tuple[ModuleType, ModuleType], mgmt_api: ManagementApi
+) -> None:
+    a, b = instances
+    assert isinstance(a.ws.store, DynamoDBStore)
+    assert a.ws.store is not b.ws.store  # nothing shared in memory
+
+    def frames(cid: str) -> list[dict[str, Any]]:
+        with mgmt_api.lock:
+            return [json.loads(data) for posted, data in mgmt_api.posts if posted == cid]
+
+    invoke(a, connect_event(ALICE))
+    invoke(b, connect_event(BOB))
+    invoke(a, connect_event(CAROL))
+    invoke(a, message_event(action("chat.join", {"room": "lobby", "nick": "alice"}), ALICE))
+    invoke(b, message_event(action("chat.join", {"room": "lobby", "nick": "bob"}), BOB))
+    assert frames(BOB)[-1]["data"] == {"room": "lobby", "members": ["alice", "bob"]}
+    assert frames(ALICE)[-1] == {
+        "type": "event",
+        "event": "chat.joined",
+        "data": {"room": "lobby", "nick": "bob", "members": ["alice", "bob"]},
+    }
+
+    # Carol's instance never saw alice join, and still knows the nickname is taken.
+    invoke(a, message_event(action("chat.join", {"room": "lobby", "nick": "alice"}), CAROL))
+    assert frames(CAROL)[-1]["error"]["code"] == "nick_taken"
+    invoke(a, message_event(action("chat.send", {"text": "hi?"}), CAROL))
+    assert frames(CAROL)[-1]["error"]["code"] == "not_joined"
+
+    # Bob joined on instance b and speaks through instance a: a reads his seat from the store.
+    invoke(a, message_event(action("chat.send", {"text": "hello from a"}), BOB))
+    for cid in (ALICE, BOB):
+        pushed = [f for f in frames(cid) if f.get("event") == "chat.message"]
+        assert [(f["data"]["nick"], f["data"]["text"]) for f in pushed] == [("bob", "hello from a")]
+    assert not [f for f in frames(CAROL) if f.get("event") == "chat.message"]
+
+    invoke(b, disconnect_event(ALICE))  # alice joined through a; b still knows her room
+    assert frames(BOB)[-1] == {
+        "type": "event",
+        "event": "chat.left",
+        "data": {"room": "lobby", "nick": "alice", "members": ["bob"]},
+    }
+    store = b.ws.store
+    assert run_on_mangums_loop(store.subscribers(a.topic("lobby"))) == {BOB}
+    assert run_on_mangums_loop(store.get(ALICE)) is None
