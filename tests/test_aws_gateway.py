@@ -67,6 +67,24 @@ def test_throttling_is_retried_then_delivered(mgmt_api: ManagementApi) -> None:
     assert mgmt_api.received("t") == [{"x": 1}]
 
 
+def test_the_apis_own_ws_url_posts_over_http(mgmt_api: ManagementApi) -> None:
+    # People paste the wss:// URL from the console; the Management API is the same host and
+    # stage over https (here ws:// -> http:// because the stand-in speaks plain HTTP).
+    ws = MangumWS(endpoint_url=mgmt_api.url.replace("http://", "ws://") + "/")
+    assert asyncio.run(ws.send(connection_ids=["a"], data={"x": 1})) == set()
+    assert mgmt_api.received("a") == [{"x": 1}]
+    stage = AwsGateway("wss://abc.execute-api.eu-west-1.amazonaws.com/prod/")
+    assert stage.endpoint_url == "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+
+
+@pytest.mark.parametrize(
+    "url", ["abc.execute-api.eu-west-1.amazonaws.com/prod", "ftp://host/prod", "https:///prod"]
+)
+def test_an_endpoint_that_is_not_a_url_is_refused_up_front(url: str) -> None:
+    with pytest.raises(ValueError, match="endpoint_url must look like https://"):
+        MangumWS(endpoint_url=url)
+
+
 def test_oversized_payload_is_refused_before_any_call(mgmt_api: ManagementApi) -> None:
     ws = MangumWS(endpoint_url=mgmt_api.url)
     with pytest.raises(PayloadTooLarge):

@@ -43,6 +43,27 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | HTTPClientError)
 
 
+_SCHEMES = {"https": "https", "http": "http", "wss": "https", "ws": "http"}
+
+
+def management_endpoint(url: str) -> str:
+    """The Management API's base URL for ``url``.
+
+    The API's own ``wss://{api-id}.execute-api.{region}.amazonaws.com/{stage}`` is accepted
+    and posted to over ``https://`` (the Management API is that host and stage over HTTPS),
+    since that is the URL people copy from the console; anything that is not an http(s) or
+    ws(s) URL with a host is refused here rather than on the first send.
+    """
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0]
+    if not sep or scheme.lower() not in _SCHEMES or not host:
+        raise ValueError(
+            f"endpoint_url must look like https://{{api-id}}.execute-api.{{region}}"
+            f".amazonaws.com/{{stage}} (ws:// and wss:// are accepted too), got {url!r}"
+        )
+    return f"{_SCHEMES[scheme.lower()]}://{rest}".rstrip("/")
+
+
 def require_boto3() -> None:
     if importlib.util.find_spec("boto3") is None:
         raise MissingDependencyError(
@@ -79,7 +100,7 @@ class AwsGateway:
         require_boto3()
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
-        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.endpoint_url = management_endpoint(endpoint_url) if endpoint_url else None
         self.region_name = region_name
         self.max_concurrency = max_concurrency
         if max_attempts < 1:
