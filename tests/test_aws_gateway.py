@@ -177,6 +177,27 @@ def test_https_trusts_the_ca_bundle_named_by_aws_ca_bundle(
         assert api.posts == [("a", b"x")]
 
 
+def test_posts_go_through_the_proxy_named_by_http_proxy(
+    mgmt_api: ManagementApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As boto3 does: HTTP_PROXY applies unless NO_PROXY names the host. The stand-in plays the
+    # proxy; the endpoint's host does not resolve, so only a proxied request can arrive.
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", mgmt_api.url)
+    ws = MangumWS(endpoint_url="http://abc.execute-api.invalid/prod")
+    assert asyncio.run(ws.send(connection_ids=["a"], data={"x": 1})) == set()
+    assert mgmt_api.received("a") == [{"x": 1}]
+    assert [r.path for r in mgmt_api.requests] == [
+        "http://abc.execute-api.invalid/prod/@connections/a"
+    ]
+    monkeypatch.setenv("NO_PROXY", "abc.execute-api.invalid")
+    bypassing = MangumWS(endpoint_url="http://abc.execute-api.invalid/prod")
+    with pytest.raises(SendError):
+        asyncio.run(bypassing.send(connection_ids=["b"], data={"x": 1}))
+    assert mgmt_api.received("b") == []
+
+
 def test_post_to_connection_against_moto_server(moto_url: str) -> None:
     ws = MangumWS(endpoint_url=moto_url)
     assert asyncio.run(ws.send(connection_ids={"abc=", "def="}, data={"via": "moto"})) == set()

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-_PATH = re.compile(r"^(?:/[^/@]+)?/@connections/(?P<id>[^/?]+)$")
+# The absolute form (``POST http://host/stage/@connections/id``) is what a client sends to an
+# HTTP proxy: accepting it lets the stand-in play the proxy too (tests of HTTP_PROXY).
+_PATH = re.compile(r"^(?:https?://[^/]+)?(?:/[^/@]+)?/@connections/(?P<id>[^/?]+)$")
 
 ERROR_TYPES = {
     403: "ForbiddenException",
