@@ -14,6 +14,7 @@ from .errors import (
     RegistrationError,
     Reject,
     SendError,
+    StoreError,
 )
 from .gateways import AwsGateway, Gateway, LocalGateway
 from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ErrorCode
@@ -46,5 +47,6 @@ __all__ = [
     "Reject",
     "SendError",
     "SendReport",
+    "StoreError",
     "__version__",
 ]

@@ -7,6 +7,7 @@ MangumWSError
 ├── SendError              some sends failed for a reason other than "gone"
 ├── ConnectionGone         the connection no longer exists (API Gateway answers 410)
 ├── PayloadTooLarge        a message over API Gateway's 128 KB limit, refused before sending
+├── StoreError             the connection store could not finish a write (e.g. throttled)
 └── ActionError            an application error sent to the caller as a typed error frame
 Reject                     raised by an on_connect hook to refuse the connection
 """
@@ -73,6 +74,10 @@ class SendError(MangumWSError):
         more = "" if len(self.failed) <= 5 else f" and {len(self.failed) - 5} more"
         first = next(iter(self.failed.values()))
         super().__init__(f"{len(self.failed)} send(s) failed ({ids}{more}); first error: {first!r}")
+
+
+class StoreError(MangumWSError):
+    """The connection store could not finish a write, e.g. DynamoDB kept throttling it."""
 
 
 class ActionError(MangumWSError):

@@ -17,6 +17,7 @@ from mangum_ws import (
     DynamoDBStore,
     InMemoryStore,
     MangumWS,
+    StoreError,
 )
 
 
@@ -133,3 +134,82 @@ def test_ws_set_state_on_an_unknown_connection_raises_gone() -> None:
     ws = MangumWS()
     with pytest.raises(ConnectionGone, match="nobody="):
         run(ws.set_state("nobody=", {"nick": "x"}))
+
+
+def test_dynamodb_reads_skip_items_past_their_ttl(moto_url: str) -> None:
+    # DynamoDB deletes expired items lazily and returns them until then: an item written
+    # with a ttl in the past is what a stale connection looks like.
+    store = dynamodb_store(moto_url)
+    run(store.add(ConnectionRecord("live=")))
+    run(store.subscribe("live=", "lobby"))
+    client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
+    expired = {"N": str(int(time.time()) - 60)}
+    for pk, sk in [
+        ("conn#old=", "conn"),
+        ("conn#old=", "topic#lobby"),
+        ("topic#lobby", "conn#old="),
+    ]:
+        item = {"pk": {"S": pk}, "sk": {"S": sk}, "ttl": expired}
+        if sk == "conn":
+            item |= {"connected_at": {"N": "1"}, "query": {"S": "{}"}, "authorizer": {"S": "{}"}}
+        client.put_item(TableName=store.table_name, Item=item)
+    assert run(store.get("old=")) is None
+    assert run(store.subscribers("lobby")) == {"live="}
+    assert run(store.topics("old=")) == set()
+    assert run(store.set_state("old=", {"nick": "x"})) is False
+    run(store.remove("old="))  # removal still finds and deletes the expired items
+    keys = {(i["pk"]["S"], i["sk"]["S"]) for i in client.scan(TableName=store.table_name)["Items"]}
+    assert keys == {
+        ("conn#live=", "conn"),
+        ("conn#live=", "topic#lobby"),
+        ("topic#lobby", "conn#live="),
+    }
+
+
+def _leave_unprocessed(store: DynamoDBStore, times: int) -> list[int]:
+    """Make the next ``times`` BatchWriteItem answers claim their first delete was unprocessed.
+
+    moto never throttles, so the answer is edited after the real call (the delete did happen;
+    sending it again is harmless, as it is on DynamoDB). Returns the size of each call.
+    """
+    sizes: list[int] = []
+    sent: list[Any] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent[:] = params["RequestItems"][store.table_name]
+        sizes.append(len(sent))
+
+    def edit(parsed: dict[str, Any], **_: Any) -> None:
+        if len(sizes) <= times:
+            parsed["UnprocessedItems"] = {store.table_name: sent[:1]}
+
+    store.client.meta.events.register("before-parameter-build.dynamodb.BatchWriteItem", record)
+    store.client.meta.events.register("after-call.dynamodb.BatchWriteItem", edit)
+    return sizes
+
+
+def test_dynamodb_retries_what_batch_writes_leave_unprocessed(
+    moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mangum_ws.store.dynamodb.full_jitter", lambda *args, **kw: 0.0)
+    store = dynamodb_store(moto_url)
+    run(store.add(ConnectionRecord("c=")))
+    for topic in ("a", "b", "c"):
+        run(store.subscribe("c=", topic))
+    sizes = _leave_unprocessed(store, times=2)
+    run(store.remove("c="))
+    assert sizes == [7, 1, 1]  # 1 connection + 3 pairs, then the unprocessed one twice
+    assert run(store.get("c=")) is None
+    assert run(store.subscribers("a")) == set()
+
+
+def test_dynamodb_gives_up_with_a_store_error_when_deletes_stay_unprocessed(
+    moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mangum_ws.store.dynamodb.full_jitter", lambda *args, **kw: 0.0)
+    store = dynamodb_store(moto_url)
+    run(store.subscribe("c=", "a"))
+    sizes = _leave_unprocessed(store, times=100)
+    with pytest.raises(StoreError, match=r"1 delete\(s\) .* unprocessed after 8 attempts"):
+        run(store.unsubscribe("c=", "a"))
+    assert sizes == [2, 1, 1, 1, 1, 1, 1, 1]

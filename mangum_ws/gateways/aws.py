@@ -4,7 +4,6 @@ import asyncio
 import functools
 import importlib.util
 import os
-import random
 import re
 import threading
 import time
@@ -15,6 +14,7 @@ from weakref import WeakKeyDictionary
 import anyio
 import anyio.to_thread
 
+from ..backoff import full_jitter
 from ..errors import ConnectionGone, MissingDependencyError
 from ..sending import SendReport
 from .management_api import ManagementApiSession
@@ -167,10 +167,6 @@ class AwsGateway:
             limiter = self._limiters[loop] = anyio.CapacityLimiter(self.max_concurrency)
         return limiter
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: a random wait up to ``backoff_base * 2**attempt``, capped."""
-        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
-
     def _retrying(self, attempt: int, exc: Exception) -> bool:
         return attempt + 1 < self.max_attempts and is_transient(exc)
 
@@ -189,7 +185,7 @@ class AwsGateway:
             except Exception as exc:
                 if not self._retrying(attempt, exc):
                     raise
-            time.sleep(self._backoff(attempt))
+            time.sleep(full_jitter(attempt, self.backoff_base, self.backoff_cap))
 
     async def post_many(
         self, connection_ids: Sequence[str], data: bytes, concurrency: int

@@ -8,7 +8,9 @@ Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute ``ttl``. Ite
     pk = "topic#<topic>", sk = "conn#<id>"      the same subscription, seen from the topic
 
 Every item expires ``ttl_seconds`` (default 3 h, at least 2 h: API Gateway's maximum connection
-age) after it was written, because ``$disconnect`` is best-effort and may never come.
+age) after it was written, because ``$disconnect`` is best-effort and may never come. DynamoDB
+deletes expired items lazily (often days later) and reads still return them until then, so
+reads here skip items whose ``ttl`` has passed, as AWS advises.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
+from ..backoff import full_jitter
+from ..errors import StoreError
 from .base import ConnectionRecord
 
 if TYPE_CHECKING:
@@ -28,6 +32,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MIN_TTL_SECONDS = 2 * 60 * 60
+BATCH_ATTEMPTS = 8  # BatchWriteItem calls per batch before unprocessed deletes are an error
+
+
+def _live(item: Mapping[str, Any]) -> bool:
+    """False for an item past its TTL that DynamoDB has not deleted yet."""
+    return "ttl" not in item or float(item["ttl"]["N"]) > time.time()
 
 
 class DynamoDBStore:
@@ -91,7 +101,7 @@ class DynamoDBStore:
             lambda: self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
         )
         item = answer.get("Item")
-        if item is None:
+        if item is None or not _live(item):
             return None
         return ConnectionRecord(
             connection_id=connection_id,
@@ -111,9 +121,13 @@ class DynamoDBStore:
                     TableName=self.table_name,
                     Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}},
                     UpdateExpression="SET #state = :state",
-                    ConditionExpression="attribute_exists(pk)",  # never create a bare item
-                    ExpressionAttributeNames={"#state": "state"},
-                    ExpressionAttributeValues={":state": {"S": encoded}},
+                    # never create a bare item, nor revive one past its TTL
+                    ConditionExpression="attribute_exists(pk) AND #ttl > :now",
+                    ExpressionAttributeNames={"#state": "state", "#ttl": "ttl"},
+                    ExpressionAttributeValues={
+                        ":state": {"S": encoded},
+                        ":now": {"N": str(int(time.time()))},
+                    },
                 )
             except self.client.exceptions.ConditionalCheckFailedException:
                 return False
@@ -134,9 +148,18 @@ class DynamoDBStore:
     def _delete_all(self, keys: list[dict[str, Any]]) -> None:
         for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 at most
             requests: Any = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-            while requests:
+            for attempt in range(BATCH_ATTEMPTS):
+                if attempt:  # what DynamoDB left unprocessed, after a full-jitter backoff
+                    time.sleep(full_jitter(attempt - 1, base=0.05, cap=2.0))
                 answer = self.client.batch_write_item(RequestItems={self.table_name: requests})
                 requests = answer.get("UnprocessedItems", {}).get(self.table_name, [])
+                if not requests:
+                    break
+            else:
+                raise StoreError(
+                    f"DynamoDB left {len(requests)} delete(s) in {self.table_name!r} unprocessed "
+                    f"after {BATCH_ATTEMPTS} attempts (throttled); they expire by TTL"
+                )
 
     async def remove(self, connection_id: str) -> None:
         def remove_blocking() -> None:
@@ -169,7 +192,11 @@ class DynamoDBStore:
 
     async def subscribers(self, topic: str) -> set[str]:
         def read() -> set[str]:
-            return {item["sk"]["S"][len("conn#") :] for item in self._query(f"topic#{topic}")}
+            return {
+                item["sk"]["S"][len("conn#") :]
+                for item in self._query(f"topic#{topic}")
+                if _live(item)
+            }
 
         return await self._run(read)
 
@@ -178,7 +205,7 @@ class DynamoDBStore:
             return {
                 item["sk"]["S"][len("topic#") :]
                 for item in self._query(f"conn#{connection_id}")
-                if item["sk"]["S"].startswith("topic#")
+                if item["sk"]["S"].startswith("topic#") and _live(item)
             }
 
         return await self._run(read)
