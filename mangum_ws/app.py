@@ -13,11 +13,11 @@ from .errors import ConnectionGone, ConnectionNotReady, MangumWSError, PayloadTo
 from .gateways import AwsGateway, Gateway, LocalGateway
 from .internal_routes import make_internal_router
 from .lambda_bridge import make_lambda_handler
-from .lifecycle import connecting_id
+from .lifecycle import connecting_id, forget
 from .local_endpoint import Authorizer, make_local_endpoint
 from .protocol import MAX_MESSAGE_BYTES, encode_payload, event_frame
 from .registry import ActionSpec, EventSpec, Hook, Registry
-from .sending import SendReport, fan_out
+from .sending import SendReport, fan_out, for_each
 from .store import ConnectionRecord, ConnectionStore, InMemoryStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -213,14 +213,14 @@ class MangumWS:
     async def publish(self, topic: str, event: str, data: Any) -> SendReport:
         """Push a registered event to every subscriber of ``topic``.
 
-        Gone subscribers are removed from the store on the spot; failed ones are kept (they
-        may be alive) and listed in the report.
+        Gone subscribers are removed from the store on the spot, ``max_concurrency`` at a time
+        (a removal that fails is logged, not raised: the report still comes back, and the
+        items expire by TTL); failed ones are kept (they may be alive) and listed in the report.
         """
         spec = self._event(event)
         frame = event_frame(event, spec.adapter.validate_python(data))
         report = await self.deliver(await self.store.subscribers(topic), frame)
-        for connection_id in report.gone:
-            await self.store.remove(connection_id)
+        await for_each(report.gone, functools.partial(forget, self.store), self.max_concurrency)
         return report
 
     async def disconnect(self, connection_id: str) -> None:

@@ -78,7 +78,16 @@ async def farewell(registry: Registry, conn: Connection, store: ConnectionStore)
             await call(hook.func, hook.is_async, who)
         except Exception:
             logger.exception("on_disconnect hook failed for connection %s", conn.connection_id)
+    await forget(store, conn.connection_id)
+
+
+async def forget(store: ConnectionStore, connection_id: str) -> None:
+    """Remove a closed connection and its subscriptions from the store.
+
+    A failure is logged, never raised: the connection is gone either way, whatever called this
+    (a disconnect, a send that found it gone) must still finish, and store items expire by TTL.
+    """
     try:
-        await store.remove(conn.connection_id)
+        await store.remove(connection_id)
     except Exception:
-        logger.exception("could not remove connection %s from the store", conn.connection_id)
+        logger.exception("could not remove connection %s from the store", connection_id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import anyio
 
@@ -12,6 +12,8 @@ from .errors import ConnectionGone
 
 if TYPE_CHECKING:
     from .gateways.base import Gateway
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -57,18 +59,33 @@ async def fan_out(
     if isinstance(gateway, BatchGateway):
         return await gateway.post_many(list(dict.fromkeys(connection_ids)), payload, concurrency)
     report = SendReport()
-    pending = iter(dict.fromkeys(connection_ids))
+
+    async def post(connection_id: str) -> None:
+        try:
+            await gateway.post(connection_id, payload)
+        except Exception as exc:
+            report.settle(connection_id, exc)
+        else:
+            report.settle(connection_id, None)
+
+    await for_each(dict.fromkeys(connection_ids), post, concurrency)
+    return report
+
+
+async def for_each(
+    items: Iterable[T], func: Callable[[T], Awaitable[None]], concurrency: int
+) -> None:
+    """``await func(item)`` for every item, at most ``concurrency`` at a time.
+
+    A few workers share one iterator instead of a task per item, so a send to 10,000 ids
+    holds ``concurrency`` tasks, not 10,000. ``func`` handles its own errors.
+    """
+    pending = iter(items)
 
     async def worker() -> None:
-        for connection_id in pending:
-            try:
-                await gateway.post(connection_id, payload)
-            except Exception as exc:
-                report.settle(connection_id, exc)
-            else:
-                report.settle(connection_id, None)
+        for item in pending:
+            await func(item)
 
     async with anyio.create_task_group() as workers:
         for _ in range(concurrency):
             workers.start_soon(worker)
-    return report

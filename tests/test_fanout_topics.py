@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from mangum import Mangum
 from pydantic import BaseModel
 
-from mangum_ws import Connection, DynamoDBStore, MangumWS
+from mangum_ws import Connection, DynamoDBStore, InMemoryStore, MangumWS, SendReport
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
 from tests.support.loops import run_on_mangums_loop
-from tests.support.management_api import Answer, ManagementApi
+from tests.support.management_api import Answer, ManagementApi, live
 
 
 class Room(BaseModel):
@@ -93,3 +95,46 @@ def test_store_follows_connect_and_disconnect_and_publish_reports(
     handler(disconnect_event(ids[0]), FakeLambdaContext())
     assert run_on_mangums_loop(store.get(ids[0])) is None
     assert ids[0] not in run_on_mangums_loop(store.subscribers("lobby"))
+
+
+class CountingStore(InMemoryStore):
+    """The in-memory store, noting how many removals overlap; one id's removal fails."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+        self.running = self.most_at_once = 0
+
+    async def remove(self, connection_id: str) -> None:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(0.01)  # a store round trip
+            if connection_id == self.failing:
+                raise RuntimeError("throttled")
+            await super().remove(connection_id)
+        finally:
+            self.running -= 1
+
+
+def test_publish_forgets_gone_subscribers_concurrently_and_a_failed_removal_loses_nothing(
+    mgmt_api: ManagementApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = {f"gone-{i:02d}" for i in range(40)}
+    store = CountingStore(failing="gone-07")
+    ws = MangumWS(endpoint_url=mgmt_api.url, store=store, max_concurrency=8)
+    said = ws.event("said", Said)
+    mgmt_api.responder = live({"alive"})
+
+    async def scenario() -> SendReport:
+        for cid in gone | {"alive"}:
+            await ws.subscribe(cid, "lobby")
+        return await said.publish("lobby", Said(text="hi"))
+
+    report = asyncio.run(scenario())
+    assert report.delivered == {"alive"}
+    assert report.gone == gone
+    assert not report.failed
+    assert asyncio.run(store.subscribers("lobby")) == {"alive", "gone-07"}
+    assert 1 < store.most_at_once <= 8
+    assert "could not remove connection gone-07 from the store" in caplog.text
