@@ -125,7 +125,11 @@ def test_requests_are_exactly_what_boto3_sends(
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime(2026, 1, 2, 3, 4))
     monkeypatch.setenv("AWS_SESSION_TOKEN", "token-from-the-lambda-environment")
     url, region, odd_id = f"{mgmt_api.url}/prod", "eu-west-1", "L0SM9cOFvHcCIhw= a/b+c~%"
-    client = boto3.client("apigatewaymanagementapi", endpoint_url=url, region_name=region)
+    # A fresh session: boto3.client() reuses a default session whose credentials were read by
+    # the process's first boto3.client() call, before the token above was set.
+    client = boto3.session.Session().client(
+        "apigatewaymanagementapi", endpoint_url=url, region_name=region
+    )
     client.post_to_connection(ConnectionId=odd_id, Data=b'{"a": 1}')
     client.delete_connection(ConnectionId=odd_id)
     ws = MangumWS(gateway=AwsGateway(url, region_name=region))
