@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, LambdaHandler, Response, Scope
 
@@ -24,8 +23,7 @@ INTERNAL_PREFIX: Final = "/internal/websocket"
 _PATHS: Final = {"CONNECT": "connect", "DISCONNECT": "disconnect", "MESSAGE": "sendmessage"}
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
+class Invocation(NamedTuple):
     """Proof, inside the ASGI scope, that a request came from an API Gateway WebSocket event."""
 
     owner: MangumWS

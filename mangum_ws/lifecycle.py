@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .connection import Connection
 from .dispatch import call
@@ -18,8 +18,7 @@ logger = logging.getLogger("mangum_ws")
 connecting_id: ContextVar[str | None] = ContextVar("mangum_ws_connecting_id", default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
+class Refusal(NamedTuple):
     status_code: int
     message: str
 

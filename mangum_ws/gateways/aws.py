@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 import anyio
@@ -17,7 +17,9 @@ import anyio.to_thread
 from ..backoff import full_jitter
 from ..errors import ConnectionGone, MissingDependencyError
 from ..sending import SendReport
-from .management_api import ManagementApiSession
+
+if TYPE_CHECKING:
+    from .management_api import ManagementApiSession
 
 _REGION_IN_URL = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 
@@ -145,6 +147,8 @@ class AwsGateway:
                             "AwsGateway has no endpoint_url: pass one, or let the first API "
                             "Gateway event provide it (https://{domainName}/{stage})"
                         )
+                    from .management_api import ManagementApiSession  # at the first send
+
                     self._api = ManagementApiSession(
                         self.endpoint_url,
                         self._region(),
