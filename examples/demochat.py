@@ -112,6 +112,8 @@ async def leave(connection_id: str, *, disconnecting: bool = False) -> None:
 async def join(data: JoinIn, conn: Connection) -> JoinOut:
     """Join a room under a nickname (leaving the current room, if any)."""
     me = conn.connection_id
+    # Check, then set: two joins racing on two Lambda instances could both take one nick.
+    # Fine for a demo; an app that must never allow it claims the nick with a conditional write.
     others = {cid: nick for cid, nick in (await room_members(data.room)).items() if cid != me}
     if data.nick in others.values():
         raise ActionError(
