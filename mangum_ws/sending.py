@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
@@ -73,7 +73,7 @@ async def fan_out(
 
 
 async def for_each(
-    items: Iterable[T], func: Callable[[T], Awaitable[None]], concurrency: int
+    items: Collection[T], func: Callable[[T], Awaitable[None]], concurrency: int
 ) -> None:
     """``await func(item)`` for every item, at most ``concurrency`` at a time.
 
@@ -87,5 +87,5 @@ async def for_each(
             await func(item)
 
     async with anyio.create_task_group() as workers:
-        for _ in range(concurrency):
+        for _ in range(min(concurrency, len(items))):
             workers.start_soon(worker)
