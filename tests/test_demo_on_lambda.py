@@ -4,13 +4,13 @@ and the @connections endpoint (a stand-in on 127.0.0.1), each fed API Gateway ev
 from __future__ import annotations
 
 import json
-import uuid
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from mangum_ws import DynamoDBStore
+from tests.support.dynamodb import fresh_store
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
 from tests.support.loops import run_on_mangums_loop
 from tests.support.management_api import ManagementApi
@@ -23,8 +23,7 @@ ALICE, BOB, CAROL = "Alice000000000=", "Bob00000000000=", "Carol000000000="
 def instances(
     monkeypatch: pytest.MonkeyPatch, mgmt_api: ManagementApi, moto_url: str
 ) -> tuple[ModuleType, ModuleType]:
-    table = f"chat-{uuid.uuid4().hex[:8]}"
-    DynamoDBStore(table, endpoint_url=moto_url, region_name="us-east-1").create_table()
+    table = fresh_store(moto_url).table_name
     # What the SAM template from `python -m mangum_ws.deploy` puts in the function's environment;
     # boto3 reads the DynamoDB endpoint override from AWS_ENDPOINT_URL_DYNAMODB.
     monkeypatch.setenv("CONNECTIONS_TABLE", table)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from mangum import Mangum
 from pydantic import BaseModel
 
 from mangum_ws import Connection, DynamoDBStore, InMemoryStore, MangumWS, SendReport
+from tests.support.dynamodb import fresh_store
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
 from tests.support.loops import run_on_mangums_loop
 from tests.support.management_api import Answer, ManagementApi, live
@@ -27,10 +27,7 @@ class Said(BaseModel):
 
 
 def app_with_store(mgmt_url: str, moto_url: str) -> tuple[MangumWS, Mangum, DynamoDBStore]:
-    store = DynamoDBStore(
-        f"t-{uuid.uuid4().hex[:8]}", endpoint_url=moto_url, region_name="us-east-1"
-    )
-    store.create_table()
+    store = fresh_store(moto_url)
     ws = MangumWS(endpoint_url=mgmt_url, store=store, route_responses=True)
     app = FastAPI()
     said = ws.event("said", Said)

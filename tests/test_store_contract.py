@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import boto3
@@ -19,21 +18,14 @@ from mangum_ws import (
     MangumWS,
     StoreError,
 )
-
-
-def dynamodb_store(url: str) -> DynamoDBStore:
-    store = DynamoDBStore(
-        f"conns-{uuid.uuid4().hex[:8]}", endpoint_url=url, region_name="us-east-1"
-    )
-    store.create_table()
-    return store
+from tests.support.dynamodb import fresh_store
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def store(request: pytest.FixtureRequest) -> ConnectionStore:
     if request.param == "memory":
         return InMemoryStore()
-    return dynamodb_store(request.getfixturevalue("moto_url"))
+    return fresh_store(request.getfixturevalue("moto_url"))
 
 
 def run(coro: Any) -> Any:
@@ -116,7 +108,7 @@ def test_many_subscribers_page_through(store: ConnectionStore) -> None:
 
 
 def test_dynamodb_items_carry_a_ttl_of_at_least_two_hours(moto_url: str) -> None:
-    store = dynamodb_store(moto_url)
+    store = fresh_store(moto_url)
     run(store.add(ConnectionRecord("t1=")))
     run(store.subscribe("t1=", "lobby"))
     client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
@@ -139,7 +131,7 @@ def test_ws_set_state_on_an_unknown_connection_raises_gone() -> None:
 def test_dynamodb_reads_skip_items_past_their_ttl(moto_url: str) -> None:
     # DynamoDB deletes expired items lazily and returns them until then: an item written
     # with a ttl in the past is what a stale connection looks like.
-    store = dynamodb_store(moto_url)
+    store = fresh_store(moto_url)
     run(store.add(ConnectionRecord("live=")))
     run(store.subscribe("live=", "lobby"))
     client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
@@ -192,7 +184,7 @@ def test_dynamodb_retries_what_batch_writes_leave_unprocessed(
     moto_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("mangum_ws.store.dynamodb.full_jitter", lambda *args, **kw: 0.0)
-    store = dynamodb_store(moto_url)
+    store = fresh_store(moto_url)
     run(store.add(ConnectionRecord("c=")))
     for topic in ("a", "b", "c"):
         run(store.subscribe("c=", topic))
@@ -207,7 +199,7 @@ def test_dynamodb_gives_up_with_a_store_error_when_deletes_stay_unprocessed(
     moto_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("mangum_ws.store.dynamodb.full_jitter", lambda *args, **kw: 0.0)
-    store = dynamodb_store(moto_url)
+    store = fresh_store(moto_url)
     run(store.subscribe("c=", "a"))
     sizes = _leave_unprocessed(store, times=100)
     with pytest.raises(StoreError, match=r"1 delete\(s\) .* unprocessed after 8 attempts"):
