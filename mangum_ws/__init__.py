@@ -2,6 +2,9 @@
 
 __version__ = "0.1.0"  # first: modules of the package read it while it imports
 
+import warnings
+from typing import Any
+
 from .app import MangumWS
 from .connection import Connection
 from .errors import (
@@ -16,17 +19,14 @@ from .errors import (
     SendError,
     StoreError,
 )
-from .gateways import AwsGateway, Gateway, LocalGateway
-from .protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ErrorCode
-from .registry import ActionSpec, EventSpec
+from .gateways import AwsGateway, Gateway
+from .protocol import ErrorCode
+from .registry import EventSpec
 from .sending import SendReport
 from .store import ConnectionRecord, ConnectionStore, DynamoDBStore, InMemoryStore
 
 __all__ = [
-    "MAX_MESSAGE_BYTES",
-    "PROTOCOL_VERSION",
     "ActionError",
-    "ActionSpec",
     "AwsGateway",
     "Connection",
     "ConnectionGone",
@@ -38,7 +38,6 @@ __all__ = [
     "EventSpec",
     "Gateway",
     "InMemoryStore",
-    "LocalGateway",
     "MangumWS",
     "MangumWSError",
     "MissingDependencyError",
@@ -50,3 +49,25 @@ __all__ = [
     "StoreError",
     "__version__",
 ]
+
+# Names that left the top level in 0.2: still importable, with a warning saying where they went.
+_MOVED = {
+    "LocalGateway": ("mangum_ws.gateways", "SocketGateway"),
+    "ActionSpec": ("mangum_ws.registry", "ActionSpec"),
+    "MAX_MESSAGE_BYTES": ("mangum_ws.limits", "MAX_MESSAGE_BYTES"),
+    "PROTOCOL_VERSION": ("mangum_ws.protocol", "PROTOCOL_VERSION"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module 'mangum_ws' has no attribute {name!r}")
+    module, attribute = _MOVED[name]
+    warnings.warn(
+        f"mangum_ws.{name} is deprecated; use {module}.{attribute}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    import importlib
+
+    return getattr(importlib.import_module(module), attribute)

@@ -9,15 +9,17 @@ from typing import Any, TypeVar, overload
 from fastapi import APIRouter, FastAPI
 from mangum.types import LambdaHandler
 
+from .core import EventCore
 from .errors import ConnectionGone, ConnectionNotReady, MangumWSError, PayloadTooLarge, SendError
-from .gateways import AwsGateway, Gateway, LocalGateway
+from .gateways import AwsGateway, Gateway, SocketGateway
 from .internal_routes import make_internal_router
 from .lambda_bridge import make_lambda_handler
 from .lifecycle import connecting_id, forget
-from .local_endpoint import Authorizer, make_local_endpoint
-from .protocol import MAX_MESSAGE_BYTES, encode_payload, event_frame
+from .limits import MAX_MESSAGE_BYTES
+from .protocol import encode_payload, event_frame
 from .registry import ActionSpec, EventSpec, Hook, Registry
 from .sending import SendReport, fan_out, for_each
+from .socket_endpoint import Authorizer, make_socket_endpoint
 from .store import ConnectionRecord, ConnectionStore, InMemoryStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,18 +56,20 @@ class MangumWS:
             gateway = (
                 AwsGateway(endpoint_url, max_concurrency=max_concurrency)
                 if endpoint_url
-                else LocalGateway()
+                else SocketGateway()
             )
         self.gateway: Gateway = gateway
         self.route_responses = route_responses
         self.max_concurrency = max_concurrency
         self.store: ConnectionStore = store if store is not None else InMemoryStore()
         self.registry = Registry()
+        self.core = EventCore(self)
         self.handler: type[LambdaHandler] = make_lambda_handler(self)
 
     @property
     def is_local(self) -> bool:
-        return self.gateway.is_local
+        """True when sends go to sockets this process holds (``ws.mount``), not to AWS."""
+        return self.gateway.sockets is not None
 
     # Lifecycle hooks (the seed API) -------------------------------------------------------
 
@@ -129,9 +133,10 @@ class MangumWS:
         every later event of the connection carries (``conn.authorizer``), ``None`` to refuse
         with 401, or raises ``Reject``.
         """
-        if not isinstance(self.gateway, LocalGateway):
+        sockets = self.gateway.sockets
+        if sockets is None:
             return
-        app.router.add_websocket_route(path, make_local_endpoint(self, self.gateway, authorizer))
+        app.router.add_websocket_route(path, make_socket_endpoint(self, sockets, authorizer))
 
     # Sending ------------------------------------------------------------------------------
 

@@ -17,20 +17,33 @@ The full reference is docs/protocol.md.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
+
+from .limits import MAX_ECHO_CHARS, MAX_MESSAGE_BYTES, MAX_NAME_CHARS
+
+__all__ = [
+    "KEEPALIVE",
+    "MAX_MESSAGE_BYTES",
+    "PROTOCOL_VERSION",
+    "ErrorCode",
+    "echo",
+    "encode",
+    "encode_payload",
+    "error_frame",
+    "event_frame",
+    "result_frame",
+    "select_route",
+    "wire_name",
+]
 
 PROTOCOL_VERSION: Final = 1
 
 # Sent by clients to stay under API Gateway's 10-minute idle timeout; never answered.
 KEEPALIVE: Final = "$keepalive"
-
-# API Gateway refuses WebSocket messages over 128 KB (frames over 32 KB are split by the client).
-MAX_MESSAGE_BYTES: Final = 128 * 1024
 
 
 class ErrorCode(StrEnum):
@@ -40,6 +53,18 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNAUTHORIZED = "unauthorized"
     INTERNAL_ERROR = "internal_error"
+
+
+def echo(text: str) -> str:
+    """A client's own text, quoted for an error message: never more than a short prefix."""
+    if len(text) <= MAX_ECHO_CHARS:
+        return repr(text)
+    return f"{text[:MAX_ECHO_CHARS]!r}... ({len(text)} characters)"
+
+
+def wire_name(action: Any) -> str | None:
+    """What an error frame's ``action`` may repeat of the client's: a short string, or None."""
+    return action if isinstance(action, str) and len(action) <= MAX_NAME_CHARS else None
 
 
 def encode(value: Any) -> str:
@@ -95,8 +120,9 @@ def select_route(
     if not route_keys or not body:
         return "$default"
     try:
-        value: Any = json.loads(body)
-    except ValueError:
+        # pydantic-core's parser, as dispatch uses: no RecursionError on deep nesting.
+        value: Any = from_json(body.encode() if isinstance(body, str) else body)
+    except (ValueError, UnicodeEncodeError):
         return "$default"
     for part in path:
         if not isinstance(value, dict) or part not in value:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from mangum_ws import ActionError, Connection, MangumWS
 from mangum_ws.dispatch import dispatch
-from mangum_ws.protocol import MAX_MESSAGE_BYTES
+from mangum_ws.limits import MAX_MESSAGE_BYTES
 
 
 class SendIn(BaseModel):
@@ -80,8 +80,23 @@ async def literal() -> Any:
     return ["a", "b"]
 
 
-def run(body: str | bytes | None, route_key: str = "$default") -> Any:
-    conn = Connection(connection_id="c1", sender=ws, route_key=route_key)
+@ws.action("big.output")
+async def big_output() -> SendOut:
+    return SendOut(message_id="x" * MAX_MESSAGE_BYTES)
+
+
+class Many(BaseModel):
+    items: list[int]
+    tags: dict[str, int] = {}
+
+
+@ws.action("many")
+async def many(data: Many) -> None:
+    pass
+
+
+def run(body: str | None, route_key: str = "$default") -> Any:
+    conn = Connection(connection_id="L0SM9cOFvHcCIhw=", sender=ws, route_key=route_key)
     frame = asyncio.run(dispatch(ws.registry, body, conn))
     return None if frame is None else json.loads(frame)
 
@@ -126,7 +141,7 @@ def test_result_frame() -> None:
 )
 def test_malformed_messages_get_bad_request(body: str | None, message: str) -> None:
     frame = run(body)
-    assert error("bad_request", frame)["message"] == message
+    assert error("bad_request", frame)["message"].startswith(message)
 
 
 def test_unknown_action_names_it_and_keeps_the_id() -> None:
@@ -152,9 +167,72 @@ def test_missing_data_is_validated_as_empty_object() -> None:
     assert {d["loc"][0] for d in err["details"]} == {"room", "text"}
 
 
-def test_oversized_message_is_refused() -> None:
-    body = request("chat.send", {"room": "r", "text": "x" * MAX_MESSAGE_BYTES})
-    assert error("payload_too_large", run(body))["message"].startswith("message of ")
+def test_oversized_reply_becomes_internal_error(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="mangum_ws"):
+        frame = run(request("big.output", {}, id="b1"))
+    assert frame == {
+        "type": "error",
+        "id": "b1",
+        "action": "big.output",
+        "error": {"code": "internal_error", "message": "internal error", "details": None},
+    }
+    assert [r.message for r in caplog.records if "128 KB" in r.message] == [
+        "the reply of action 'big.output' to connection L0SM9cOFvHcCIhw= is over API "
+        "Gateway's 128 KB; the caller got internal_error instead"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[" * 967 + "]" * 967, "JSON nested deeper than 200 levels"),
+        ('{"action": "chat.send", "id": "\\ud800"}', "message is not valid JSON text"),
+        ('{"action": "chat.send", "id": "\ud800"}', "message is not valid unicode text"),
+        ('{"action": "chat.send", "data": NaN}', "message is not valid JSON"),
+    ],
+    ids=["deep", "escaped-surrogate", "raw-surrogate", "nan"],
+)
+def test_input_that_would_crash_a_parser_is_bad_request(body: str, message: str) -> None:
+    assert error("bad_request", run(body))["message"].startswith(message)
+
+
+def test_nesting_up_to_the_limit_is_parsed() -> None:
+    deep = json.dumps({"action": "many", "id": "d", "data": {"items": [1], "x": [[[[[]]]]]}})
+    assert run(deep)["type"] == "result"
+    body = '{"action": "many", "id": "d", "data": ' + "[" * 198 + "]" * 198 + "}"
+    assert error("invalid_input", run(body))
+
+
+def test_long_ids_are_refused_and_never_echoed() -> None:
+    frame = run(request("chat.send", {"room": "r", "text": "t"}, id="i" * 129))
+    assert (
+        error("bad_request", frame)["message"] == "'id' must be a string of at most 128 characters"
+    )
+    assert frame["id"] is None
+    assert run(request("chat.send", {"room": "r", "text": "t"}, id="i" * 128))["id"] == "i" * 128
+
+
+def test_a_long_unknown_action_is_repeated_only_as_a_prefix() -> None:
+    frame = run(request("x" * 130_000, id="u"))
+    err = error("unknown_action", frame)
+    assert err["message"] == f"unknown action {'x' * 64!r}... (130000 characters)"
+    assert frame["action"] is None
+    assert frame["id"] == "u"
+    assert len(json.dumps(frame)) < 300
+
+
+def test_invalid_input_is_bounded_and_says_how_many_errors_there_were() -> None:
+    data = {"items": ["no"] * 25_000, "tags": {"k" * 10_000: "v"}}
+    frame = run(request("many", data, id="m"))
+    err = error("invalid_input", frame)
+    assert err["message"] == "invalid data for 'many': 25001 errors, the first 20 in details"
+    assert len(err["details"]) == 20
+    assert all(d["loc"][0] == "items" and "input" not in d for d in err["details"])
+    assert len(json.dumps(frame).encode()) <= 16 * 1024
+    frame = run(request("many", {"items": [], "tags": {"k" * 10_000: "v"}}, id="m"))
+    (detail,) = error("invalid_input", frame)["details"]
+    assert detail["loc"] == ["tags", "k" * 64 + "..."]
+    assert len(json.dumps(frame)) < 1000
 
 
 def test_action_error_is_typed() -> None:
@@ -169,8 +247,10 @@ def test_handler_crash_is_internal_error_without_traceback(
         frame = run(request("chat.send", {"room": "boom", "text": "x"}))
     assert error("internal_error", frame)["message"] == "internal error"
     assert "secret traceback detail" not in json.dumps(frame)
+    (record,) = caplog.records  # exactly one record, with the traceback
+    assert record.exc_info is not None
     assert "secret traceback detail" in caplog.text
-    assert "Traceback" in caplog.text
+    assert frame["id"] == "1"
 
 
 def test_output_that_does_not_fit_is_internal_error(caplog: pytest.LogCaptureFixture) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
-from websockets.exceptions import ConnectionClosedOK, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from mangum_ws import Connection, ConnectionNotReady, MangumWS, Reject
@@ -137,14 +137,36 @@ def test_malformed_frames_get_errors_and_the_socket_stays_open(
             ("[]", "bad_request"),
             (json.dumps({"action": "nope"}), "unknown_action"),
             (json.dumps({"action": "poke", "data": {}}), "invalid_input"),
-            (json.dumps({"action": "x" * 140_000}), "payload_too_large"),
+            ("[" * 967 + "]" * 967, "bad_request"),
+            ('{"action": "whoami", "id": "\\ud800"}', "bad_request"),
+            (json.dumps({"action": "x" * 130_000}), "unknown_action"),
         ]:
             client.send(raw)
             assert recv(client)["error"]["code"] == code
-        client.send(b"\x00\x01")
-        assert recv(client)["error"]["message"] == "binary frames are not supported; send JSON text"
         client.send(json.dumps({"action": "whoami", "id": "ok"}))
         assert recv(client)["type"] == "result"
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [(b"\x00\x01", 1003), (json.dumps({"action": "x" * 140_000}), 1009)],
+    ids=["binary", "over-128KB"],
+)
+def test_api_gateway_limits_close_the_socket(
+    server: tuple[str, MangumWS, Seen], message: str | bytes, code: int
+) -> None:
+    address, ws, seen = server
+    with connect(f"ws://{address}/?token=t&name=n", max_size=None) as client:
+        client.send(message)
+        with pytest.raises(ConnectionClosedError) as info:
+            recv(client)
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == code
+    deadline = time.monotonic() + 5
+    while not seen.disconnected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(seen.disconnected) == 1  # $disconnect ran, as after every successful $connect
+    assert not ws.gateway.sockets.connection_ids  # type: ignore[union-attr]
 
 
 def test_connect_refusals_carry_their_status(server: tuple[str, MangumWS, Seen]) -> None:
@@ -158,7 +180,7 @@ def test_connect_refusals_carry_their_status(server: tuple[str, MangumWS, Seen])
             connect(url).close()
         assert info.value.response.status_code == status
     assert [c.query.get("name") for c in seen.connected] == ["mallory"]
-    assert not ws.gateway.connection_ids  # type: ignore[attr-defined]
+    assert not ws.gateway.sockets.connection_ids  # type: ignore[union-attr]
 
 
 def test_push_to_self_during_connect_is_refused_clearly(
@@ -181,7 +203,7 @@ def test_disconnect_hook_runs_and_the_id_is_gone(server: tuple[str, MangumWS, Se
             break
         time.sleep(0.02)
     assert seen.disconnected == [seen.connected[0].connection_id]
-    assert not ws.gateway.connection_ids  # type: ignore[attr-defined]
+    assert not ws.gateway.sockets.connection_ids  # type: ignore[union-attr]
 
 
 def test_internal_routes_refuse_plain_http(

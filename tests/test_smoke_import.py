@@ -1,13 +1,12 @@
+import pytest
+
 import mangum_ws
 
 
 def test_public_api_is_pinned() -> None:
     assert sorted(mangum_ws.__all__) == sorted(
         [
-            "MAX_MESSAGE_BYTES",
-            "PROTOCOL_VERSION",
             "ActionError",
-            "ActionSpec",
             "AwsGateway",
             "Connection",
             "ConnectionGone",
@@ -19,7 +18,6 @@ def test_public_api_is_pinned() -> None:
             "EventSpec",
             "Gateway",
             "InMemoryStore",
-            "LocalGateway",
             "MangumWS",
             "MangumWSError",
             "MissingDependencyError",
@@ -34,3 +32,24 @@ def test_public_api_is_pinned() -> None:
     )
     for name in mangum_ws.__all__:
         assert hasattr(mangum_ws, name), name
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("LocalGateway", "mangum_ws.gateways.SocketGateway"),
+        ("ActionSpec", "mangum_ws.registry.ActionSpec"),
+        ("MAX_MESSAGE_BYTES", "mangum_ws.limits.MAX_MESSAGE_BYTES"),
+        ("PROTOCOL_VERSION", "mangum_ws.protocol.PROTOCOL_VERSION"),
+    ],
+)
+def test_names_that_moved_still_import_with_a_warning(name: str, where: str) -> None:
+    with pytest.warns(DeprecationWarning, match=where):
+        value = getattr(mangum_ws, name)
+    module, _, attribute = where.rpartition(".")
+    assert value is getattr(__import__(module, fromlist=[attribute]), attribute)
+
+
+def test_unknown_names_are_attribute_errors() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        mangum_ws.Nope  # noqa: B018

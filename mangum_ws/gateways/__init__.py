@@ -2,6 +2,6 @@
 
 from .aws import AwsGateway
 from .base import Gateway
-from .local import LocalGateway
+from .sockets import SocketGateway
 
-__all__ = ["AwsGateway", "Gateway", "LocalGateway"]
+__all__ = ["AwsGateway", "Gateway", "SocketGateway"]

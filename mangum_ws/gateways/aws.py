@@ -7,7 +7,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -118,14 +118,14 @@ class AwsGateway:
         )
 
     @property
-    def is_local(self) -> bool:
-        return False
+    def sockets(self) -> None:
+        return None
 
-    def learn_endpoint(self, request_context: dict[str, Any]) -> None:
+    def learn_endpoint(self, request_context: Mapping[str, Any]) -> None:
         """Without a configured URL, post back to the API that sent the event."""
         if self.endpoint_url is None:
             domain, stage = request_context.get("domainName"), request_context.get("stage")
-            if domain and stage:
+            if isinstance(domain, str) and isinstance(stage, str) and domain and stage:
                 self.endpoint_url = f"https://{domain}/{stage}"
 
     def _region(self) -> str:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .sockets import SocketGateway
 
 
 @runtime_checkable
@@ -8,7 +12,14 @@ class Gateway(Protocol):
     """Delivers one message to one connection: the transport behind every send and push."""
 
     @property
-    def is_local(self) -> bool: ...
+    def sockets(self) -> SocketGateway | None:
+        """The gateway that owns this process's open sockets (``ws.mount`` registers them
+        there), or None when connections live elsewhere (API Gateway)."""
+        ...
+
+    def learn_endpoint(self, request_context: Mapping[str, Any]) -> None:
+        """Called with every API Gateway event's requestContext before it is handled."""
+        ...
 
     async def post(self, connection_id: str, data: bytes) -> None:
         """Deliver ``data`` as one text message; raise ConnectionGone for a closed or unknown id."""

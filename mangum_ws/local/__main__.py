@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..loading import LoadError, load_attribute
@@ -36,8 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--route-responses",
-        action="store_true",
-        help="two-way routes: send the Lambda's response body to the caller",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="two-way routes: send the Lambda's response body to the caller (default: what "
+        "the MangumWS behind the handler says; a contradicting value is refused)",
     )
     parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, metavar="SECONDS")
     parser.add_argument("--max-age", type=float, default=MAX_CONNECTION_AGE, metavar="SECONDS")
@@ -60,13 +63,17 @@ def main(argv: list[str] | None = None) -> None:
         max_connection_age=args.max_age,
         concurrency=args.concurrency,
     )
-    gateway = LocalApiGateway(handler, host=args.host, port=args.port, settings=settings)
+    try:
+        gateway = LocalApiGateway(handler, host=args.host, port=args.port, settings=settings)
+    except ValueError as exc:  # settings that contradict the MangumWS behind the handler
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"WebSocket:       {gateway.ws_url}  (also ws://{args.host}:{gateway.port}/)", flush=True)
     print(f"Management API:  {gateway.url}  (APIGW_MANAGEMENT_URL)", flush=True)
     try:
         gateway.serve_forever()
     finally:
-        gateway.gateway.close()
+        gateway.emulator.close()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from .events import Peer
+from ..events import Peer
+from ..limits import Closing
 
 
 def iso(epoch_ms: float) -> str:
@@ -24,7 +25,7 @@ class LiveConnection:
     last_active_ms: float = field(default_factory=lambda: time.time() * 1000)
     last_active_monotonic: float = field(default_factory=time.monotonic)
     # Set when the server side closes (DELETE, idle, max age): the DISCONNECT event reports it.
-    closed_by_server: tuple[int, str] | None = None
+    closed_by_server: Closing | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def touch(self) -> None:
@@ -43,7 +44,7 @@ class LiveConnection:
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed_by_server is None:
-            self.closed_by_server = (code, reason)
+            self.closed_by_server = Closing(code, reason)
         async with self.lock:
             if self.websocket.application_state is WebSocketState.CONNECTED:
                 with contextlib.suppress(OSError, RuntimeError):

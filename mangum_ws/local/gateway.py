@@ -21,29 +21,44 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ..errors import Reject
-from ..gateways.local import new_connection_id
+from ..events import (
+    Peer,
+    Stage,
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_connection_id,
+)
+from ..limits import DELETED, IDLE, MAX_MESSAGE_BYTES, TOO_OLD, Closing, inbound_closing
 from .connections import ConnectionTable, LiveConnection
-from .events import Peer, Stage, connect_event, disconnect_event, message_event
 from .lambda_runtime import InvocationFailed, LambdaHandlerFn, LambdaRuntime
 from .routing import RouteSelector
-from .settings import MAX_MESSAGE_BYTES, GatewaySettings
+from .settings import GatewaySettings
 
 logger = logging.getLogger("mangum_ws.local")
 
-# What API Gateway reports in disconnectStatusCode / disconnectReason when it closes a socket.
-DELETED = (1000, "Connection Closed Normally")
-IDLE = (1001, "Going away")
-TOO_OLD = (1001, "Going away")
-BINARY = (1003, "Binary frames are not supported")
 
-
-def discover_route_keys(handler: Any) -> frozenset[str]:
-    """The custom route keys of the MangumWS behind ``Mangum(app, custom_handlers=[...])``."""
+def find_mangum_ws(handler: Any) -> Any:
+    """The MangumWS behind ``Mangum(app, custom_handlers=[ws.handler])``, or None."""
     for custom in getattr(handler, "custom_handlers", None) or []:
         owner = getattr(custom, "mangum_ws", None)
         if owner is not None:
-            return frozenset(owner.registry.routes)
-    return frozenset()
+            return owner
+    return None
+
+
+def _route_responses(handler: Any, setting: bool | None) -> bool:
+    """Whether routes are two-way: what the MangumWS says, so the two never disagree."""
+    owner = find_mangum_ws(handler)
+    if owner is None:
+        return bool(setting)
+    if setting is not None and setting != owner.route_responses:
+        raise ValueError(
+            f"route_responses={setting} contradicts MangumWS(route_responses="
+            f"{owner.route_responses}) behind the handler: replies would be lost; leave the "
+            "setting out and it is read from the MangumWS"
+        )
+    return bool(owner.route_responses)
 
 
 def _error(status: int, error_type: str, message: str) -> Response:
@@ -63,9 +78,11 @@ class LocalApiGatewayApp:
             timeout_seconds=settings.function_timeout,
         )
         keys = settings.route_keys
-        self.selector = RouteSelector(
-            settings.route_selection, discover_route_keys(handler) if keys is None else keys
-        )
+        owner = find_mangum_ws(handler)
+        if keys is None:
+            keys = frozenset(owner.registry.routes) if owner is not None else frozenset()
+        self.selector = RouteSelector(settings.route_selection, keys)
+        self.route_responses = _route_responses(handler, settings.route_responses)
         self.connections = ConnectionTable()
         stage = settings.stage
         self.app = Starlette(
@@ -136,21 +153,25 @@ class LocalApiGatewayApp:
         await websocket.accept(subprotocol=answer_headers.get("sec-websocket-protocol"))
         live = LiveConnection(peer, websocket)
         self.connections[peer.connection_id] = live
+        ended = Closing(1006, "")
         try:
             async with anyio.create_task_group() as invocations:
-                code, reason = await self._pump(live, stage, invocations)
+                ended = await self._pump(live, stage, invocations)
         finally:
+            # $disconnect follows every $connect that succeeded, whatever ended the socket.
             self.connections.pop(peer.connection_id, None)
-        if live.closed_by_server is not None:
-            code, reason = live.closed_by_server
-        event = disconnect_event(peer, stage, code, reason, {"Host": stage.domain_name})
-        # A failure is logged by the runtime; $disconnect is best-effort on AWS too.
-        with contextlib.suppress(InvocationFailed):
-            await self.runtime.invoke(event)
+            if live.closed_by_server is not None:
+                ended = live.closed_by_server
+            event = disconnect_event(
+                peer, stage, ended.code, ended.reason, {"Host": stage.domain_name}
+            )
+            with anyio.CancelScope(shield=True), contextlib.suppress(InvocationFailed):
+                # A failure is logged by the runtime; $disconnect is best-effort on AWS too.
+                await self.runtime.invoke(event)
 
     async def _pump(
         self, live: LiveConnection, stage: Stage, invocations: anyio.abc.TaskGroup
-    ) -> tuple[int, str]:
+    ) -> Closing:
         """Read frames until the socket closes; return the close code and reason."""
         opened = time.monotonic()
         websocket = live.websocket
@@ -165,12 +186,14 @@ class LocalApiGatewayApp:
                 await live.close(*(TOO_OLD if age_left <= idle_left else IDLE))
                 return live.closed_by_server or IDLE
             if message["type"] == "websocket.disconnect":
-                return int(message.get("code") or 1005), str(message.get("reason") or "")
-            if message.get("text") is None:
-                await live.close(*BINARY)
-                return BINARY
+                return Closing(int(message.get("code") or 1005), str(message.get("reason") or ""))
+            text = message.get("text")
+            closing = inbound_closing(text)
+            if closing is not None:
+                await live.close(*closing)
+                return closing
+            assert text is not None  # inbound_closing refuses binary messages
             live.touch()
-            text: str = message["text"]
             route_key = self.selector.select(text)
             event = message_event(live.peer, stage, route_key, text)
             invocations.start_soon(self._deliver, live, event)
@@ -189,7 +212,7 @@ class LocalApiGatewayApp:
                 )
             )
             return
-        if self.settings.route_responses and result.get("body"):
+        if self.route_responses and result.get("body"):
             await live.send(str(result["body"]))
 
     async def _refuse(self, websocket: WebSocket, status: int, message: str) -> None:

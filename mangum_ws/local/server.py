@@ -7,16 +7,27 @@ import threading
 import time
 from typing import Any
 
+from ..limits import MAX_MESSAGE_BYTES
 from .gateway import LocalApiGatewayApp
 from .lambda_runtime import LambdaHandlerFn
-from .settings import MAX_MESSAGE_BYTES, GatewaySettings
+from .settings import GatewaySettings
 
 
 def _uvicorn_config(app: Any, **extra: Any) -> Any:
     import uvicorn  # the [local] extra
 
-    # Messages over 128 KB are closed with 1009 by the WebSocket layer itself, as on AWS.
-    return uvicorn.Config(app, ws_max_size=MAX_MESSAGE_BYTES, lifespan="off", **extra)
+    from .frames import ApiGatewayFrames
+
+    # As on AWS: messages over 128 KB and frames over 32 KB are closed with 1009 by the
+    # WebSocket layer itself, and no compression extension is offered.
+    return uvicorn.Config(
+        app,
+        ws=ApiGatewayFrames,
+        ws_max_size=MAX_MESSAGE_BYTES,
+        ws_per_message_deflate=False,
+        lifespan="off",
+        **extra,
+    )
 
 
 class LocalApiGateway:
@@ -36,7 +47,7 @@ class LocalApiGateway:
         **options: Any,
     ) -> None:
         self.settings = settings or GatewaySettings(**options)
-        self.gateway = LocalApiGatewayApp(handler, self.settings)
+        self.emulator = LocalApiGatewayApp(handler, self.settings)
         self.host = host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,12 +67,12 @@ class LocalApiGateway:
 
     @property
     def connections(self) -> Any:
-        return self.gateway.connections
+        return self.emulator.connections
 
     def start(self) -> LocalApiGateway:
         import uvicorn
 
-        self._server = uvicorn.Server(_uvicorn_config(self.gateway.app, log_level="warning"))
+        self._server = uvicorn.Server(_uvicorn_config(self.emulator.app, log_level="warning"))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
@@ -77,14 +88,14 @@ class LocalApiGateway:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)
-        self.gateway.close()
+        self.emulator.close()
         self._socket.close()
 
     def serve_forever(self, log_level: str = "info") -> None:
         import uvicorn
 
         # No access log: one line per @connections POST would drown everything else.
-        config = _uvicorn_config(self.gateway.app, log_level=log_level, access_log=False)
+        config = _uvicorn_config(self.emulator.app, log_level=log_level, access_log=False)
         uvicorn.Server(config).run(sockets=[self._socket])
 
     def __enter__(self) -> LocalApiGateway:

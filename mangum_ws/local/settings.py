@@ -4,16 +4,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..limits import IDLE_TIMEOUT, MAX_CONNECTION_AGE
+
+__all__ = ["IDLE_TIMEOUT", "MAX_CONNECTION_AGE", "Authorizer", "GatewaySettings"]
+
 # (headers, query) of the upgrade request -> the authorizer context, or None to refuse (401).
 # Like a Lambda REQUEST authorizer; it may also raise mangum_ws.Reject for another status.
 Authorizer = Callable[
     [Mapping[str, str], Mapping[str, str]],
     Mapping[str, Any] | Awaitable[Mapping[str, Any] | None] | None,
 ]
-
-MAX_MESSAGE_BYTES = 128 * 1024
-IDLE_TIMEOUT = 10 * 60.0
-MAX_CONNECTION_AGE = 2 * 60 * 60.0
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,9 @@ class GatewaySettings:
     route_selection: str = "$request.body.action"
     # Custom route keys; None reads them from the MangumWS behind the handler.
     route_keys: frozenset[str] | None = None
-    # Two-way routes: the Lambda's response body is sent to the caller.
-    route_responses: bool = False
+    # Two-way routes: the Lambda's response body is sent to the caller. None reads it from
+    # the MangumWS behind the handler (a value that contradicts it is refused).
+    route_responses: bool | None = None
     idle_timeout: float = IDLE_TIMEOUT
     max_connection_age: float = MAX_CONNECTION_AGE
     concurrency: int = 1

@@ -1,18 +1,20 @@
+"""Sending to the sockets this process holds open, through ``ws.mount``."""
+
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
+import contextlib
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
 from ..errors import ConnectionGone
+from ..limits import DELETED, Closing
 
-
-def new_connection_id() -> str:
-    """An id shaped like API Gateway's (16 characters of base64, e.g. ``L0SM9cOFvHcCIhw=``)."""
-    return base64.urlsafe_b64encode(os.urandom(11)).decode()
+logger = logging.getLogger("mangum_ws")
 
 
 @dataclass(slots=True)
@@ -22,19 +24,29 @@ class _Socket:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class LocalGateway:
-    """In-memory gateway: delivers to the sockets connected through ``ws.mount``."""
+class SocketGateway:
+    """Delivers to the sockets connected through ``ws.mount``: the registry of open sockets."""
 
     def __init__(self) -> None:
         self._sockets: dict[str, _Socket] = {}
+        self._warned = False
 
     @property
-    def is_local(self) -> bool:
-        return True
+    def sockets(self) -> SocketGateway:
+        return self
 
     @property
     def connection_ids(self) -> frozenset[str]:
         return frozenset(self._sockets)
+
+    def learn_endpoint(self, request_context: Mapping[str, Any]) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "an API Gateway WebSocket event arrived but MangumWS sends to local sockets, "
+                "so every push will report the connection gone: pass endpoint_url= "
+                "(e.g. from APIGW_MANAGEMENT_URL) or gateway=AwsGateway()"
+            )
 
     def register(self, connection_id: str, websocket: WebSocket) -> None:
         self._sockets[connection_id] = _Socket(websocket)
@@ -59,10 +71,15 @@ class LocalGateway:
                 self.unregister(connection_id)
                 raise ConnectionGone(connection_id) from exc
 
-    async def delete(self, connection_id: str) -> None:
+    async def close(self, connection_id: str, closing: Closing) -> None:
+        """Close with ``closing``'s code and reason; a no-op when the socket is gone."""
         socket = self._sockets.pop(connection_id, None)
         if socket is None:
             return
         async with socket.lock:
             if socket.websocket.application_state is WebSocketState.CONNECTED:
-                await socket.websocket.close(code=1000)
+                with contextlib.suppress(OSError, RuntimeError):  # the peer went first
+                    await socket.websocket.close(code=closing.code, reason=closing.reason)
+
+    async def delete(self, connection_id: str) -> None:
+        await self.close(connection_id, DELETED)
