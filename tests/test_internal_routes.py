@@ -13,7 +13,7 @@ from mangum import Mangum
 from starlette.requests import Request
 
 from mangum_ws import MangumWS
-from tests.support.events import FakeLambdaContext
+from tests.support.events import FakeLambdaContext, http_api_event
 from tests.support.server import serve
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
@@ -68,29 +68,11 @@ def test_http_requests_cannot_tell_the_internal_route_from_a_missing_one(custom_
                 assert got == expected, (method, path)
 
 
-def http_api_event(method: str, path: str) -> dict[str, Any]:
-    """An API Gateway HTTP API (v2) event: an ordinary HTTP request reaching the same Lambda."""
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"host": "example.com", "content-type": "application/json"},
-        "requestContext": {
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4"},
-            "domainName": "example.com",
-            "stage": "$default",
-        },
-        "body": '{"action": "x"}',
-        "isBase64Encoded": False,
-    }
-
-
 def test_http_events_on_lambda_get_the_missing_path_answer() -> None:
     ws = MangumWS(route_responses=True)
     handler = Mangum(app_with(ws, custom_404=False), custom_handlers=[ws.handler])
     ctx = FakeLambdaContext()
     for method in METHODS:
-        expected = handler(http_api_event(method, MISSING), ctx)
+        expected = handler(http_api_event(MISSING, method=method), ctx)
         for path in PATHS:
-            assert handler(http_api_event(method, path), ctx) == expected, (method, path)
+            assert handler(http_api_event(path, method=method), ctx) == expected, (method, path)

@@ -288,3 +288,76 @@ def test_the_local_gateway_on_lambda_is_warned_about(caplog: pytest.LogCaptureFi
         handler(message_event({"action": "echo", "data": {"text": "x"}}), FakeLambdaContext())
         handler(message_event({"action": "echo", "data": {"text": "x"}}), FakeLambdaContext())
     assert caplog.text.count("sends to local sockets") == 1
+
+
+def _broken(change: Any) -> dict[str, Any]:
+    event = message_event({"action": "echo", "id": "1", "data": {"text": "x"}})
+    change(event)
+    return event
+
+
+MALFORMED = {
+    "headers not an object": lambda e: e.update(headers=["x"]),
+    "header value not a string": lambda e: e.update(headers={"x": 5}),
+    "multiValueHeaders not lists": lambda e: e.update(multiValueHeaders={"x": "y"}),
+    "query not an object": lambda e: e.update(queryStringParameters="a=b"),
+    "query value not a string": lambda e: e.update(queryStringParameters={"a": None}),
+    "authorizer not an object": lambda e: e["requestContext"].update(authorizer="me"),
+    "identity not an object": lambda e: e["requestContext"].update(identity=["1.2.3.4"]),
+    "sourceIp not a string": lambda e: e["requestContext"].update(identity={"sourceIp": 7}),
+    "body not a string": lambda e: e.update(body={"action": "echo"}),
+    "body not base64": lambda e: e.update(isBase64Encoded=True, body="%%%"),
+    "base64 body not UTF-8": lambda e: e.update(isBase64Encoded=True, body="//79"),
+    "connectionId missing": lambda e: e["requestContext"].pop("connectionId"),
+    "connectionId a number": lambda e: e["requestContext"].update(connectionId=5),
+    "connectionId a lone surrogate": lambda e: e["requestContext"].update(connectionId="\ud800"),
+    "connectionId 10 KB": lambda e: e["requestContext"].update(connectionId="c" * 10_000),
+    "routeKey a list": lambda e: e["requestContext"].update(routeKey=["$default"]),
+    "routeKey empty": lambda e: e["requestContext"].update(routeKey=""),
+}
+
+
+@pytest.mark.parametrize("change", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_websocket_events_get_400_and_one_log_line(
+    bridge: Any, change: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, handler, seen = bridge
+    with caplog.at_level(logging.INFO, logger="mangum_ws"):
+        response = handler(_broken(change), FakeLambdaContext())
+    assert response["statusCode"] == 400
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert record.exc_info is None
+    assert record.getMessage().startswith("refused a malformed WebSocket event (400): ")
+    assert seen == {"connect": [], "disconnect": [], "message": []}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"requestContext": {"eventType": ["MESSAGE"], "connectionId": "c"}},
+        {"requestContext": {"eventType": {"x": 1}}},
+        {"requestContext": "MESSAGE"},
+        {"requestContext": None},
+        [],
+        "event",
+    ],
+    ids=[
+        "eventType a list",
+        "eventType a dict",
+        "context a string",
+        "context null",
+        "a list",
+        "a string",
+    ],
+)
+def test_events_that_are_not_websocket_events_are_not_claimed(event: Any) -> None:
+    ws = MangumWS()
+    config: Any = {}
+    assert not ws.handler.infer(event, FakeLambdaContext(), config)
+
+
+def test_an_oversized_body_is_refused_as_api_gateway_would_never_deliver_it(bridge: Any) -> None:
+    _, handler, _ = bridge
+    event = message_event({"action": "echo", "id": "1", "data": {"text": "x" * 131_072}})
+    assert handler(event, FakeLambdaContext()) == {"statusCode": 413, "body": "Message too big"}

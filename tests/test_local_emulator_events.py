@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -281,6 +282,40 @@ def test_oversized_message_closes_1009(gateway: LocalApiGateway, recorder: Recor
     assert info.value.rcvd.code == 1009
     assert recorder.wait_for("DISCONNECT")[0]["requestContext"]["disconnectStatusCode"] == 1009
     assert not [e for e in recorder.events if e["requestContext"]["eventType"] == "MESSAGE"]
+
+
+@pytest.mark.parametrize(
+    ("frames", "closed"),
+    [(["f" * 32_768], None), (["f" * 32_769], 1009), (["f" * 30_000] * 4, None)],
+    ids=["32 KB frame", "32 KB + 1 frame", "120 KB in 4 frames"],
+)
+def test_frames_over_32_kb_close_1009(
+    gateway: LocalApiGateway, recorder: Recorder, frames: list[str], closed: int | None
+) -> None:
+    with connect(gateway.ws_url, max_size=None) as client:
+        client.send(frames[0] if len(frames) == 1 else iter(frames))
+        if closed is None:
+            (event,) = recorder.wait_for("MESSAGE")
+            assert event["body"] == "".join(frames)
+            return
+        with pytest.raises(ConnectionClosed) as info:
+            client.recv(timeout=5)
+    assert info.value.rcvd is not None
+    assert (info.value.rcvd.code, info.value.rcvd.reason) == (closed, "Frame too big")
+    assert recorder.wait_for("DISCONNECT")[0]["requestContext"]["disconnectStatusCode"] == 1009
+    assert not [e for e in recorder.events if e["requestContext"]["eventType"] == "MESSAGE"]
+
+
+def test_a_socket_torn_down_without_a_close_frame_still_gets_disconnect(
+    gateway: LocalApiGateway, recorder: Recorder
+) -> None:
+    client = connect(gateway.ws_url)
+    recorder.wait_for("CONNECT")
+    client.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the TCP connection just ends
+    client.socket.close()
+    event = recorder.wait_for("DISCONNECT")[0]
+    assert event["requestContext"]["disconnectStatusCode"] == 1006
+    assert not gateway.connections
 
 
 def test_binary_frame_closes_1003(gateway: LocalApiGateway, recorder: Recorder) -> None:

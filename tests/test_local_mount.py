@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +44,7 @@ class Seen:
     def __init__(self) -> None:
         self.connected: list[Connection] = []
         self.disconnected: list[str] = []
+        self.disconnect_codes: list[int] = []
         self.welcome_error: list[BaseException] = []
 
 
@@ -71,8 +73,9 @@ def build() -> tuple[FastAPI, MangumWS, Seen]:
             seen.welcome_error.append(exc)
 
     @ws.on_disconnect
-    async def on_disconnect(connection_id: str) -> None:
-        seen.disconnected.append(connection_id)
+    async def on_disconnect(conn: Connection) -> None:
+        seen.disconnected.append(conn.connection_id)
+        seen.disconnect_codes.append(conn.request_context["disconnectStatusCode"])
 
     @ws.action("poke")
     async def poke(data: PokeIn) -> None:
@@ -276,3 +279,27 @@ def test_server_side_disconnect_closes_the_socket(server: tuple[str, MangumWS, S
             break
         time.sleep(0.02)
     assert erin_id in seen.disconnected
+
+
+def test_mount_gets_the_frame_rule_from_the_emulators_uvicorn_protocol() -> None:
+    """ASGI cannot see frames; served with the local API Gateway's protocol class, ws.mount
+    closes a 32 KB + 1 frame with 1009 and reports a dropped socket as 1006, as AWS does."""
+    from mangum_ws.local.uvicorn_protocol import ApiGatewayWebSocketProtocol
+
+    app, _, seen = build()
+    with serve(app, ws=ApiGatewayWebSocketProtocol) as address:
+        with connect(f"ws://{address}/?token=t&name=n", max_size=None) as client:
+            client.send(json.dumps({"action": "whoami", "id": "1", "pad": "p" * 32_000}))
+            assert recv(client)["id"] == "1"
+            client.send(json.dumps({"action": "whoami", "id": "2", "pad": "p" * 32_800}))
+            with pytest.raises(ConnectionClosedError) as info:
+                recv(client)
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1009
+        dropped = connect(f"ws://{address}/?token=t&name=m")
+        dropped.socket.shutdown(socket.SHUT_RDWR)
+        dropped.socket.close()
+        deadline = time.monotonic() + 5
+        while len(seen.disconnect_codes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert seen.disconnect_codes == [1009, 1006]

@@ -16,13 +16,13 @@ from .settings import GatewaySettings
 def _uvicorn_config(app: Any, **extra: Any) -> Any:
     import uvicorn  # the [local] extra
 
-    from .frames import ApiGatewayFrames
+    from .uvicorn_protocol import ApiGatewayWebSocketProtocol
 
     # As on AWS: messages over 128 KB and frames over 32 KB are closed with 1009 by the
     # WebSocket layer itself, and no compression extension is offered.
     return uvicorn.Config(
         app,
-        ws=ApiGatewayFrames,
+        ws=ApiGatewayWebSocketProtocol,
         ws_max_size=MAX_MESSAGE_BYTES,
         ws_per_message_deflate=False,
         lifespan="off",
