@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from mangum_ws import ActionError, Connection, MangumWS
 from mangum_ws.local import LocalApiGateway
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
 from tests.support.management_api import ManagementApi
-from tests.support.server import serve
+from tests.support.server import free_port, serve
 
 
 class JoinIn(BaseModel):
@@ -240,13 +239,6 @@ def padded(size: int) -> str:
 def _fragments(text: str) -> Iterator[str]:
     for start in range(0, len(text), 30_000):
         yield text[start : start + 30_000]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -12,6 +12,14 @@ from typing import Any
 import uvicorn
 
 
+def free_port() -> int:
+    """A port nobody listens on now, for a server that must know its URL before it starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @contextmanager
 def serve(app: Any, **config: Any) -> Iterator[str]:
     """Run ``app`` on a free 127.0.0.1 port; yields ``"127.0.0.1:PORT"``."""
