@@ -64,7 +64,7 @@ export interface EventFrame {
   data: unknown;
 }
 
-export type ErrorCode = "bad_request" | "unknown_action" | "invalid_input" | "payload_too_large" | "unauthorized" | "internal_error";
+export type ErrorCode = "bad_request" | "unknown_action" | "invalid_input" | "payload_too_large" | "unauthorized" | "cancelled" | "internal_error";
 
 /** Every action: its input and output. */
 export interface Actions {
