@@ -96,6 +96,8 @@ def make_internal_router(owner: MangumWS) -> APIRouter:
             await owner.gateway.post(conn.connection_id, reply.encode())
         except ConnectionGone:
             logger.info("reply dropped: connection %s is gone", conn.connection_id)
+        except Exception as exc:  # one line per lost reply, not a traceback per message
+            logger.error("reply to connection %s not posted: %r", conn.connection_id, exc)
         return 200, b"", []
 
     async def connect(found: Invocation, body: bytes) -> Reply:
