@@ -26,12 +26,15 @@ def fail(message: str) -> NoReturn:
 
 
 class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
-    """Every option's help ends with its default; ``None`` defaults say theirs in the text."""
+    """Every option's help ends with its default (or "required"); an option whose default is
+    ``None`` says what that means in its own text."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ""
         if not action.option_strings or "default" in help_text:
             return help_text
+        if action.required:
+            return f"{help_text} (required)"
         if action.default is None or action.default == argparse.SUPPRESS:
             return help_text
         if action.default is False:
