@@ -34,3 +34,11 @@ def test_public_api_is_pinned() -> None:
     )
     for name in mangum_ws.__all__:
         assert hasattr(mangum_ws, name), name
+
+
+def test_the_version_is_the_packages() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == mangum_ws.__version__ == "0.2.0"
