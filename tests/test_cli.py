@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import processes
 
 ROOT = Path(__file__).parent.parent
 PY = sys.executable
@@ -22,17 +25,7 @@ CLIS = {
 
 
 def run(command: list[str], *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [*command, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env},
-    )
+    return processes.run([*command, *args], env={**os.environ, **env})
 
 
 def option_helps(help_text: str) -> dict[str, str]:
@@ -106,28 +99,16 @@ def test_the_demos_bad_port_is_one_line() -> None:
 
 
 def test_the_demo_prints_its_url_once_it_accepts(tmp_path: Path) -> None:
-    import os
     import urllib.request
 
-    process = subprocess.Popen(
-        [*CLIS["demo"]],
-        cwd=ROOT,
-        env={**os.environ, "PORT": "0"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    demo = processes.Background(CLIS["demo"], env={**os.environ, "PORT": "0"}, log=tmp_path / "log")
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
+        line = demo.first_line()
         match = re.fullmatch(
-            r"Chat demo: (http://127\.0\.0\.1:\d+/)  \(open it in two tabs\)\n", line
+            r"Chat demo: (http://127\.0\.0\.1:\d+/)  \(open it in two tabs\)", line
         )
         assert match, line
         with urllib.request.urlopen(match.group(1), timeout=5) as page:
             assert b"mangum-ws chat" in page.read()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stdout is not None
-        process.stdout.close()
+        demo.output()

@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import run
+
 ROOT = Path(__file__).parent.parent
 
 
 def codegen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mangum_ws.codegen", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run([sys.executable, "-m", "mangum_ws.codegen", *args], timeout=120)
 
 
 def test_write_then_check(tmp_path: Path) -> None:

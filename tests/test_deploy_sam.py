@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from mangum_ws import MangumWS
 from mangum_ws.deploy import sam_template
+from tests.support.processes import run
 
 ROOT = Path(__file__).parent.parent
 
@@ -80,14 +81,7 @@ def test_template_passes_cfn_lint(tmp_path: Path, route_responses: bool) -> None
 
 
 def deploy(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mangum_ws.deploy", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run([sys.executable, "-m", "mangum_ws.deploy", *args])
 
 
 def test_cli_writes_the_demo_template_and_says_what_next(tmp_path: Path) -> None:

@@ -4,11 +4,9 @@ that has never seen AWS (no AWS_* variables, an empty HOME)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,78 +15,32 @@ from websockets.sync.client import connect
 
 from tests.browser import browser
 from tests.support.modules import load_demo
+from tests.support.processes import Background, free_port, run, without_aws
 from tests.support.server import serve
 
-ROOT = Path(__file__).parent.parent
 EMULATOR = [sys.executable, "-m", "mangum_ws.local"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class Emulator(Background):
+    """``python -m mangum_ws.local demochat:handler`` on a machine that has never seen AWS."""
 
-
-def fresh_machine_env(home: Path, **extra: str) -> dict[str, str]:
-    """This environment less every AWS_* variable, with HOME an empty directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    home.mkdir(exist_ok=True)
-    return {**env, "HOME": str(home), **extra}
-
-
-class Emulator:
-    """``python -m mangum_ws.local demochat:handler`` in a process; stdout is a pipe, the log
-    (stderr) a file."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(self, tmp_path: Path, port: int, management_url: str | None = None) -> None:
         self.port = port
         self.url = f"ws://127.0.0.1:{port}/local"
-        self.log = log
-        with log.open("w") as stderr:
-            self.process = subprocess.Popen(
-                [*EMULATOR, "demochat:handler", "--app-dir", "examples", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-
-    def first_line(self) -> str:
-        """The first line on stdout: the URL."""
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line, self.output()
-        return line.strip()
-
-    def wait_for_log(self, text: str, count: int, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while self.log.read_text().count(text) < count:
-            assert time.monotonic() < deadline, self.output()
-            time.sleep(0.05)
-
-    def output(self) -> str:
-        """Everything it printed, once stopped."""
-        assert self.process.stdout is not None
-        if self.process.poll() is None:
-            self.process.terminate()
-        stdout = self.process.stdout.read()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
-        return stdout + self.log.read_text()
+        env = without_aws(
+            tmp_path / "home", APIGW_MANAGEMENT_URL=management_url or f"http://127.0.0.1:{port}"
+        )
+        argv = [*EMULATOR, "demochat:handler", "--app-dir", "examples", "--port", str(port)]
+        super().__init__(argv, env=env, log=tmp_path / "emulator.log")
 
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    port = free_port()
-    env = fresh_machine_env(tmp_path / "home", APIGW_MANAGEMENT_URL=f"http://127.0.0.1:{port}")
-    emulator = Emulator(env, port, tmp_path / "emulator.log")
+    emulator = Emulator(tmp_path, free_port())
     try:
         yield emulator
     finally:
-        if not emulator.process.stdout.closed:  # type: ignore[union-attr]
-            emulator.output()
+        emulator.output()
 
 
 def join(client: object, nick: str) -> None:
@@ -118,9 +70,8 @@ def test_chats_the_moment_the_url_is_printed_without_any_aws_setup(emulator: Emu
 
 
 def test_a_failed_reply_is_one_log_line(tmp_path: Path) -> None:
-    port, nowhere = free_port(), free_port()  # nothing listens on `nowhere`
-    env = fresh_machine_env(tmp_path / "home", APIGW_MANAGEMENT_URL=f"http://127.0.0.1:{nowhere}")
-    emulator = Emulator(env, port, tmp_path / "emulator.log")
+    nowhere = free_port()  # nothing listens there
+    emulator = Emulator(tmp_path, free_port(), management_url=f"http://127.0.0.1:{nowhere}")
     emulator.first_line()
     with connect(emulator.url) as client:
         for nick in ("a", "b"):
@@ -151,15 +102,8 @@ def test_the_demo_page_chats_through_the_emulator(emulator: Emulator) -> None:
         pages[1].wait_for_selector("#messages li:text('ann: via the emulator')", timeout=10000)
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EMULATOR, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return run([*EMULATOR, *args])
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,18 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.sync.client import connect
 
+from tests.support.processes import ROOT, Background, free_port
 from tests.support.server import serve
 
-ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 
@@ -123,27 +124,6 @@ def installed(clone: Path) -> set[str]:
     return {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
 
 
-def start(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[str]:
-    with log.open("w") as stderr:
-        return subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
-        )
-
-
-def first_line(process: subprocess.Popen[str], log: Path) -> str:
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line, log.read_text()
-    return line.strip()
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    process.wait(timeout=20)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
 def chat(url: str) -> None:
     with connect(url, open_timeout=5) as ann, connect(url, open_timeout=5) as ben:
         for client, nick in ((ann, "ann"), (ben, "ben")):
@@ -158,24 +138,37 @@ def chat(url: str) -> None:
 DEV_ONLY = {"pytest", "moto", "playwright", "mypy", "cfn_lint", "hypothesis"}
 
 
+@contextmanager
+def readme_server(
+    pattern: str, fresh_clone: tuple[Path, dict[str, str]], log: Path, port: str = "0"
+) -> Iterator[tuple[str, list[str]]]:
+    """Start the README command matching ``pattern`` in the fresh clone, its port (3001 in the
+    README, or PORT) replaced by ``port``; yields its first line and the log once stopped."""
+    clone, env = fresh_clone
+    variables, argv = readme_command(pattern)
+    variables = {k: v.replace("3001", port) for k, v in {**variables, "PORT": port}.items()}
+    argv = [port if word == "3001" else word for word in argv]
+    server = Background(argv, cwd=clone, env={**env, **variables}, log=log)
+    output: list[str] = []
+    try:
+        yield server.first_line(), output
+    finally:
+        output.append(server.output())
+
+
 @pytest.mark.timeout(300)
 def test_the_demo_command_from_a_fresh_clone(
     fresh_clone: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    clone, env = fresh_clone
-    variables, argv = readme_command(r"^uv run .*examples/demochat\.py")
-    assert "--no-dev" in argv
-    process = start(argv, clone, {**env, **variables, "PORT": "0"}, tmp_path / "log")
-    try:
-        line = first_line(process, tmp_path / "log")
+    command = r"^uv run .*examples/demochat\.py"
+    assert "--no-dev" in readme_command(command)[1]  # only what the demo needs
+    with readme_server(command, fresh_clone, tmp_path / "log") as (line, _):
         match = re.fullmatch(
             r"Chat demo: http://(127\.0\.0\.1:\d+)/  \(open it in two tabs\)", line
         )
         assert match, line
         chat(f"ws://{match.group(1)}/ws")
-    finally:
-        stop(process)
-    packages = installed(clone)
+    packages = installed(fresh_clone[0])
     assert {"fastapi", "mangum", "pydantic", "uvicorn", "websockets"} <= packages
     assert not packages & (DEV_ONLY | {"boto3"}), packages
 
@@ -184,29 +177,15 @@ def test_the_demo_command_from_a_fresh_clone(
 def test_the_emulator_command_from_a_fresh_clone(
     fresh_clone: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    clone, env = fresh_clone
-    variables, argv = readme_command(r"python -m mangum_ws\.local demochat:handler")
     port = str(free_port())
-    variables = {k: v.replace("3001", port) for k, v in variables.items()}
-    argv = [port if word == "3001" else word for word in argv]
-    process = start(argv, clone, {**env, **variables}, tmp_path / "log")
-    try:
-        line = first_line(process, tmp_path / "log")
+    command = r"python -m mangum_ws\.local demochat:handler"
+    with readme_server(command, fresh_clone, tmp_path / "log", port) as (line, output):
         assert line.startswith(f"WebSocket:       ws://127.0.0.1:{port}/local"), line
         chat(f"ws://127.0.0.1:{port}/local")  # the moment the URL is printed
-    finally:
-        stop(process)
-    log = (tmp_path / "log").read_text()
+    [log] = output
     assert "no AWS credentials found: placeholders" in log
     assert "Traceback" not in log
-    assert not installed(clone) & DEV_ONLY
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    assert not installed(fresh_clone[0]) & DEV_ONLY
 
 
 def test_the_install_section_names_this_version() -> None:
