@@ -129,6 +129,6 @@ class EventCore:
         except Exception as exc:
             # One line, no traceback: the reason is in the exception (throttled past the
             # retries, no credentials, endpoint unreachable), and it repeats per message.
-            logger.error("reply to connection %s was not delivered: %r", connection_id, exc)
+            logger.error("reply to connection %s not posted: %r", connection_id, exc)
             return HttpReply(502, "Bad Gateway")
         return OK
