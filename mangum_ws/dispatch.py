@@ -30,6 +30,7 @@ from .protocol import (
     wire_name,
 )
 from .registry import ActionSpec, Registry
+from .salvage import salvage
 from .streams import StreamSupport, cancel, run_stream
 from .validation_errors import bounded_details
 
@@ -43,15 +44,30 @@ async def call(func: Callable[..., Any], is_async: bool, *args: Any, **kwargs: A
     return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
 
 
-def _parse_error(exc: ValueError) -> str:
+def _why(exc: ValueError) -> str:
     reason = str(exc)
+    if isinstance(exc, UnicodeEncodeError):
+        return "message is not valid unicode text"
     if "recursion limit" in reason:
-        why = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
-    elif "surrogate" in reason or "escape" in reason or "unicode" in reason:
-        why = f"message is not valid JSON text ({reason})"
-    else:
-        why = "message is not valid JSON"
-    return error_frame(ErrorCode.BAD_REQUEST, why)
+        return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    if "surrogate" in reason or "escape" in reason or "unicode" in reason:
+        return f"message is not valid JSON text ({reason})"
+    return "message is not valid JSON"
+
+
+def _unreadable(body: str, exc: ValueError) -> str:
+    """The bad_request for a message the parser refused, with its id and action when they
+    can still be read: the call waiting for an answer gets one."""
+    found = salvage(body)
+    request_id = found.get("id")
+    if request_id is not None and len(request_id) > MAX_ID_CHARS:
+        request_id = None
+    return error_frame(
+        ErrorCode.BAD_REQUEST,
+        _why(exc),
+        request_id=request_id,
+        action=wire_name(found.get("action")),
+    )
 
 
 def parse(body: str | None) -> dict[str, Any] | str:
@@ -62,10 +78,8 @@ def parse(body: str | None) -> dict[str, Any] | str:
         # pydantic-core's parser: strict JSON, refuses lone surrogates and deep nesting, and
         # is several times faster than json.loads on small messages.
         message = from_json(body.encode(), allow_inf_nan=False)
-    except UnicodeEncodeError:
-        return error_frame(ErrorCode.BAD_REQUEST, "message is not valid unicode text")
-    except ValueError as exc:
-        return _parse_error(exc)
+    except ValueError as exc:  # UnicodeEncodeError (a lone surrogate in the text) is one
+        return _unreadable(body, exc)
     if not isinstance(message, dict):
         return error_frame(ErrorCode.BAD_REQUEST, "message must be a JSON object")
     return message
