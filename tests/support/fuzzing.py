@@ -1224,6 +1224,7 @@ class _Client:
         self.answered: dict[str, int] = {}
         self.expired: set[str] = set()
         self.sent_kinds: dict[Any, str] = {}
+        self.reused: set[str] = set()
         self.arrived = asyncio.Event()
         self.closed = asyncio.Event()
         self.last_rx = time.monotonic()
@@ -1281,6 +1282,8 @@ class _Client:
             return
         if not isinstance(rid, str):
             report.info["frames without id"] += 1
+        elif rid in self.reused:
+            report.info["replies to ids sent twice"] += 1
         elif pending is not None:
             self.answered[rid] = 1
             expect = pending.body.expect_code
@@ -1308,8 +1311,10 @@ class _Client:
                 if isinstance(message, dict) and isinstance(message.get("id"), str):
                     self.sent_kinds[message["id"]] = body.kind
         if rid is not None:
-            if rid in self.pending or rid in self.answered:
-                rid = None  # reused id (hypothesis may repeat one): not checkable
+            if rid in self.pending or rid in self.answered or rid in self.reused:
+                self.reused.add(rid)  # an id sent twice (hypothesis repeats some): unmatchable
+                self.pending.pop(rid, None)
+                rid = None
             else:
                 self.pending[rid] = _Pending(body.kind, body)
         try:
