@@ -42,7 +42,8 @@ class HttpReply(NamedTuple):
     subprotocol: str | None = None
 
 
-BAD_EVENT = HttpReply(400, "Bad Request")
+# No body: in route-response mode API Gateway would hand a body to the client as a message.
+BAD_EVENT = HttpReply(400)
 OK = HttpReply(200)
 
 
@@ -115,7 +116,7 @@ class EventCore:
                 conn.connection_id,
                 closing.reason,
             )
-            return HttpReply(413, closing.reason)
+            return HttpReply(413)
         gateway = self.owner.gateway
 
         async def post(frame: str) -> None:  # a route response cannot stream: chunks are posts

@@ -31,7 +31,8 @@ class Invocation(NamedTuple):
 
 
 def _path(request_context: dict[str, Any]) -> str:
-    kind = _PATHS[request_context["eventType"]]
+    event_type = request_context.get("eventType")
+    kind = _PATHS.get(event_type, "invalid") if isinstance(event_type, str) else "invalid"
     connection_id = request_context.get("connectionId")
     # The id is there for logs and middleware only: routing never reads it, and an id that is
     # not printable ASCII (API Gateway's never are) is left out of the path.

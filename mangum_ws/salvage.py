@@ -87,9 +87,10 @@ def salvage(text: str) -> dict[str, str]:
             i = _skip_space(text, i + 1)
             end = _value_end(text, i)
             if key in _WANTED and text[i] == '"':
-                value = from_json(text[i:end])
-                if isinstance(value, str):
-                    found[key] = value
+                try:
+                    found[key] = from_json(text[i:end])
+                except (ValueError, TypeError):  # this one is unreadable: the other may not be
+                    found.pop(key, None)
             i = _skip_space(text, end)
             if text[i] == ",":
                 i = _skip_space(text, i + 1)

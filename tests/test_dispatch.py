@@ -196,6 +196,35 @@ def test_input_that_would_crash_a_parser_is_bad_request(body: str, message: str)
     assert error("bad_request", run(body))["message"].startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("body", "id", "action"),
+    [
+        ('{"action": "many", "id": "d", "data": ' + "[" * 967 + "]" * 967 + "}", "d", "many"),
+        ('{"id": "n", "data": NaN, "action": "many"}', "n", "many"),
+        ('{"data": {"id": "inner", "x": "}"}, "id": "outer"', "outer", None),
+        ('{"action": "many", "id": "\\ud800"}', None, "many"),
+        ('{"action": "\\ud800", "id": "s"}', "s", None),
+        ('{"action": "many", "id": "' + "i" * 129 + '", "data": NaN}', None, "many"),
+        ("[" * 967 + "]" * 967, None, None),
+    ],
+    ids=[
+        "deep data",
+        "NaN",
+        "nested id, unterminated",
+        "bad id",
+        "bad action",
+        "long id",
+        "not an object",
+    ],
+)
+def test_a_refused_message_is_answered_to_its_id_when_the_id_can_be_read(
+    body: str, id: str | None, action: str | None
+) -> None:
+    frame = run(body)
+    assert error("bad_request", frame)
+    assert (frame["id"], frame["action"]) == (id, action)
+
+
 def test_nesting_up_to_the_limit_is_parsed() -> None:
     deep = json.dumps({"action": "many", "id": "d", "data": {"items": [1], "x": [[[[[]]]]]}})
     assert run(deep)["type"] == "result"

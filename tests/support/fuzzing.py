@@ -799,7 +799,10 @@ def definitely_malformed(event: dict[str, Any]) -> bool:
     """A WebSocket event (eventType CONNECT / MESSAGE / DISCONNECT) no API Gateway would send,
     in a way no lenient reading can fix: it must be answered with a 4xx."""
     rc = event.get("requestContext")
-    if not isinstance(rc, dict) or rc.get("eventType") not in WS_EVENT_TYPES:
+    if not isinstance(rc, dict):
+        return False
+    event_type = rc.get("eventType")
+    if not isinstance(event_type, str) or event_type not in WS_EVENT_TYPES:
         return False
     cid = rc.get("connectionId")
     if not isinstance(cid, str) or not cid or not is_clean(cid):
