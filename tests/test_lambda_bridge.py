@@ -317,6 +317,10 @@ MALFORMED = {
     "eventType a list": lambda e: e["requestContext"].update(eventType=["MESSAGE"]),
     "eventType unknown": lambda e: e["requestContext"].update(eventType="PING"),
     "eventType missing": lambda e: e["requestContext"].pop("eventType"),
+    "eventType a dict": lambda e: e["requestContext"].update(eventType={"x": 1}),
+    "connectionId missing, eventType unknown": lambda e: e.update(
+        requestContext={"eventType": "PING"}
+    ),
 }
 
 
@@ -338,14 +342,12 @@ def test_malformed_websocket_events_get_400_and_one_log_line(
 @pytest.mark.parametrize(
     "event",
     [
-        {"requestContext": {"eventType": {"x": 1}}},
         {"requestContext": "MESSAGE"},
         {"requestContext": None},
         [],
         "event",
     ],
     ids=[
-        "eventType a dict",
         "context a string",
         "context null",
         "a list",
