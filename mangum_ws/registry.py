@@ -87,6 +87,8 @@ class ActionSpec(NamedTuple):
     output_type: Any
     route: str | None = None
     description: str | None = None
+    # An async generator: each value it yields is a chunk (output_type describes a chunk).
+    stream: bool = False
 
     @classmethod
     def read(
