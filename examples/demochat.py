@@ -1,6 +1,8 @@
 """Chat demo: rooms, nicknames, join/leave notices, validation errors shown in the page.
 
-    uv run python examples/demochat.py      # then open http://localhost:8000 in two tabs
+    uv run --no-dev --extra local python examples/demochat.py   # then open the URL it prints
+
+Serves on HOST:PORT from the environment (default 127.0.0.1:8000); PORT=0 picks a free port.
 
 With ``APIGW_MANAGEMENT_URL`` set, the same app runs on Lambda behind an API Gateway WebSocket
 API (``handler`` below). Nothing lives in module memory: a room is a topic of the connection
@@ -181,7 +183,18 @@ ws.mount(app, path="/ws")
 handler = Mangum(app, custom_handlers=[ws.handler])
 
 
-if __name__ == "__main__":
-    import uvicorn
+def main(argv: list[str] | None = None) -> None:
+    from mangum_ws.cli import Parser, bind, fail
+    from mangum_ws.local.server import serve  # the [local] extra
 
-    uvicorn.run(app, host=os.getenv("HOST", "127.0.0.1"), port=int(os.getenv("PORT", "8000")))
+    Parser("python examples/demochat.py", __doc__).parse_args(argv)
+    host, port = os.getenv("HOST", "127.0.0.1"), os.getenv("PORT", "8000")
+    if not port.isdigit() or int(port) > 65535:
+        fail(f"PORT must be a port number (0 for any free one), not {port!r}")
+    sock = bind(host, int(port), "PORT={port}")
+    url = f"http://{host}:{sock.getsockname()[1]}/"
+    serve(app, sock, on_ready=lambda: print(f"Chat demo: {url}  (open it in two tabs)", flush=True))
+
+
+if __name__ == "__main__":
+    main()

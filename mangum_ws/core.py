@@ -20,6 +20,7 @@ from .errors import ConnectionGone
 from .events import InvalidEvent, WebSocketEvent, read_event
 from .lifecycle import Refusal, admit, farewell
 from .limits import inbound_closing
+from .streams import RunningStreams, Send, StreamSupport
 
 if TYPE_CHECKING:
     from .app import MangumWS
@@ -48,6 +49,7 @@ OK = HttpReply(200)
 class EventCore:
     def __init__(self, owner: MangumWS) -> None:
         self.owner = owner
+        self.streams = RunningStreams()
 
     def connection(self, event: WebSocketEvent) -> Connection:
         return Connection(
@@ -70,9 +72,13 @@ class EventCore:
         valid = offered.isascii() and offered.isprintable() and " " not in offered
         return Accepted(offered if offered and valid else None)
 
-    async def message(self, conn: Connection, text: str) -> str | None:
-        """The reply frame for one text message (≤ 128 KB), or None when there is none."""
-        return await dispatch(self.owner.registry, text, conn)
+    async def message(self, conn: Connection, text: str, send: Send) -> str | None:
+        """The reply frame for one text message (≤ 128 KB), or None when there is none.
+
+        Frames that come before the reply (a stream's chunks) go through ``send``, in order.
+        """
+        support = StreamSupport(send, self.streams, self.owner.store)
+        return await dispatch(self.owner.registry, text, conn, support)
 
     async def disconnect(self, conn: Connection) -> None:
         await farewell(self.owner.registry, conn, self.owner.store)
@@ -103,7 +109,12 @@ class EventCore:
                 closing.reason,
             )
             return HttpReply(413, closing.reason)
-        frame = await self.message(conn, text)
+        gateway = self.owner.gateway
+
+        async def post(frame: str) -> None:  # a route response cannot stream: chunks are posts
+            await gateway.post(conn.connection_id, frame.encode())
+
+        frame = await self.message(conn, text, post)
         if frame is None:
             return OK
         if self.owner.route_responses:
@@ -118,6 +129,6 @@ class EventCore:
         except Exception as exc:
             # One line, no traceback: the reason is in the exception (throttled past the
             # retries, no credentials, endpoint unreachable), and it repeats per message.
-            logger.error("reply to connection %s was not delivered: %r", connection_id, exc)
+            logger.error("reply to connection %s not posted: %r", connection_id, exc)
             return HttpReply(502, "Bad Gateway")
         return OK

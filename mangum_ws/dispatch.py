@@ -19,8 +19,18 @@ from pydantic_core import from_json
 from .connection import Connection
 from .errors import ActionError
 from .limits import MAX_ERROR_BYTES, MAX_ERROR_DETAILS, MAX_ID_CHARS, MAX_JSON_DEPTH, fits
-from .protocol import KEEPALIVE, ErrorCode, echo, error_frame, result_frame, wire_name
+from .protocol import (
+    CANCEL,
+    KEEPALIVE,
+    ErrorCode,
+    echo,
+    error_frame,
+    internal_error,
+    result_frame,
+    wire_name,
+)
 from .registry import ActionSpec, Registry
+from .streams import StreamSupport, cancel, run_stream
 from .validation_errors import bounded_details
 
 logger = logging.getLogger("mangum_ws")
@@ -61,8 +71,13 @@ def parse(body: str | None) -> dict[str, Any] | str:
     return message
 
 
-async def dispatch(registry: Registry, body: str | None, conn: Connection) -> str | None:
-    """Handle one message; return the frame for the caller, or None when there is nothing to say."""
+async def dispatch(
+    registry: Registry, body: str | None, conn: Connection, streams: StreamSupport | None = None
+) -> str | None:
+    """Handle one message; return the frame for the caller, or None when there is nothing to say.
+
+    A stream sends its chunks through ``streams.send`` and returns the frame that ends it.
+    """
     message = parse(body)
     if isinstance(message, str):
         return message
@@ -78,21 +93,21 @@ async def dispatch(registry: Registry, body: str | None, conn: Connection) -> st
         )
     if action == KEEPALIVE:
         return None  # the generated clients' idle-timeout guard: read, and not answered
+    if action == CANCEL and streams is not None:
+        return await cancel(streams, conn, request_id)
     spec = registry.routes.get(conn.route_key) if conn.route_key[:1] != "$" else None
     if spec is None and isinstance(action, str):
         spec = registry.actions.get(action) or registry.routes.get(action)
     name = spec.name if spec is not None else wire_name(action)
     try:
         if spec is not None:
-            frame = await run_action(spec, message.get("data", {}), request_id, conn)
+            frame = await run_action(spec, message.get("data", {}), request_id, conn, streams)
         else:
             frame = await unclaimed(registry, message, request_id, action, conn)
     except Exception:
         what = f"action {name!r}" if spec is not None else "on_message hook"
         logger.exception("%s failed for connection %s", what, conn.connection_id)
-        return error_frame(
-            ErrorCode.INTERNAL_ERROR, "internal error", request_id=request_id, action=name
-        )
+        return internal_error(request_id, name)
     if frame is not None and not fits(frame):
         logger.error(
             "the reply of action %r to connection %s is over API Gateway's 128 KB; "
@@ -100,9 +115,7 @@ async def dispatch(registry: Registry, body: str | None, conn: Connection) -> st
             name,
             conn.connection_id,
         )
-        return error_frame(
-            ErrorCode.INTERNAL_ERROR, "internal error", request_id=request_id, action=name
-        )
+        return internal_error(request_id, name)
     return frame
 
 
@@ -155,7 +168,11 @@ def invalid_input(spec: ActionSpec, exc: ValidationError, request_id: str | None
 
 
 async def run_action(
-    spec: ActionSpec, data: Any, request_id: str | None, conn: Connection
+    spec: ActionSpec,
+    data: Any,
+    request_id: str | None,
+    conn: Connection,
+    streams: StreamSupport | None = None,
 ) -> str | None:
     kwargs: dict[str, Any] = {}
     if spec.input_adapter is not None and spec.input_param is not None:
@@ -165,6 +182,16 @@ async def run_action(
             return invalid_input(spec, exc, request_id)
     if spec.connection_param is not None:
         kwargs[spec.connection_param] = conn
+    if spec.stream:
+        if request_id is None:
+            return error_frame(
+                ErrorCode.BAD_REQUEST,
+                f"{spec.name!r} is a stream: call it with an 'id'",
+                action=spec.name,
+            )
+        if streams is None:  # only a direct call of dispatch() lacks them
+            raise RuntimeError("a stream needs somewhere to send its chunks")
+        return await run_stream(spec, kwargs, request_id, conn, streams)
 
     try:
         result = await call(spec.func, spec.is_async, **kwargs)
@@ -189,7 +216,5 @@ async def run_action(
             spec.output_type,
             exc,
         )
-        return error_frame(
-            ErrorCode.INTERNAL_ERROR, "internal error", request_id=request_id, action=spec.name
-        )
+        return internal_error(request_id, spec.name)
     return result_frame(request_id, spec.name, output)

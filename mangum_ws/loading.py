@@ -31,3 +31,16 @@ def load_attribute(target: str, app_dir: str = ".") -> Any:
             raise LoadError(f"module {module_name!r} has no attribute {attribute!r}")
         value = getattr(value, part)
     return value
+
+
+def mangum_handlers(module_name: str, ws: Any = None) -> list[str]:
+    """The names of an imported module's Mangum handlers (those serving ``ws``, when given)."""
+    from mangum import Mangum
+
+    module = sys.modules.get(module_name)
+    return [
+        name
+        for name, value in vars(module or object()).items()
+        if isinstance(value, Mangum)
+        and (ws is None or any(getattr(c, "mangum_ws", None) is ws for c in value.custom_handlers))
+    ]

@@ -11,6 +11,7 @@ Server to client, always a JSON object with a ``type``::
     {"type": "error", "id": "c1" | null, "action": "chat.send" | null,
      "error": {"code": "...", "message": "...", "details": ... | null}}
     {"type": "event", "event": "chat.message", "data": {...}}
+    {"type": "chunk", "id": "c1", "action": "llm.complete", "seq": 0, "data": {...}}
 
 The full reference is docs/protocol.md.
 """
@@ -26,15 +27,18 @@ from pydantic_core import from_json, to_json
 from .limits import MAX_ECHO_CHARS, MAX_MESSAGE_BYTES, MAX_NAME_CHARS
 
 __all__ = [
+    "CANCEL",
     "KEEPALIVE",
     "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
     "ErrorCode",
+    "chunk_frame",
     "echo",
     "encode",
     "encode_payload",
     "error_frame",
     "event_frame",
+    "internal_error",
     "result_frame",
     "select_route",
     "wire_name",
@@ -44,6 +48,8 @@ PROTOCOL_VERSION: Final = 1
 
 # Sent by clients to stay under API Gateway's 10-minute idle timeout; never answered.
 KEEPALIVE: Final = "$keepalive"
+# {"action": "$cancel", "id": <a running stream's id>} stops that stream.
+CANCEL: Final = "$cancel"
 
 
 class ErrorCode(StrEnum):
@@ -92,6 +98,17 @@ def error_frame(
             "action": action,
             "error": {"code": code, "message": message, "details": details},
         }
+    )
+
+
+def chunk_frame(request_id: str, action: str, seq: int, data: Any) -> str:
+    return encode({"type": "chunk", "id": request_id, "action": action, "seq": seq, "data": data})
+
+
+def internal_error(request_id: str | None, action: str | None) -> str:
+    """What the caller gets for anything that went wrong on the server: nothing about it."""
+    return error_frame(
+        ErrorCode.INTERNAL_ERROR, "internal error", request_id=request_id, action=action
     )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar, get_type_hints
+from typing import Any, Generic, NamedTuple, TypeVar, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 
@@ -23,6 +24,20 @@ def _is_model(annotation: Any) -> bool:
 
 def _is_connection(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, Connection)
+
+
+_STREAM_ORIGINS = (
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+    collections.abc.AsyncGenerator,
+)
+
+
+def _chunk_type(annotation: Any) -> Any:
+    """T of ``AsyncIterator[T]`` / ``AsyncIterable[T]`` / ``AsyncGenerator[T, None]``, or None."""
+    if get_origin(annotation) in _STREAM_ORIGINS and get_args(annotation):
+        return get_args(annotation)[0]
+    return None
 
 
 def is_async_callable(func: Callable[..., Any]) -> bool:
@@ -124,6 +139,19 @@ class ActionSpec(NamedTuple):
         if input is not None and input_param is None:
             problems.append("input= was given but the handler has no parameter to receive it")
         output_type = output if output is not None else hints.get("return", _NO_OUTPUT)
+        stream = inspect.isasyncgenfunction(func)
+        if stream and output is None:
+            output_type = _chunk_type(output_type)
+            if output_type is None:
+                problems.append(
+                    "a stream (an async generator) must annotate its return as "
+                    "AsyncIterator[Model], or pass output= with the chunk type"
+                )
+        elif inspect.isgeneratorfunction(func):
+            problems.append(
+                "a sync generator cannot be a stream: make it an async generator "
+                "(`async def ... -> AsyncIterator[Model]`)"
+            )
         if problems:
             raise RegistrationError(f"{what}: " + "; ".join(problems))
         return cls(
@@ -138,6 +166,7 @@ class ActionSpec(NamedTuple):
             output_type=None if output_type is _NO_OUTPUT else output_type,
             route=route,
             description=inspect.getdoc(func),
+            stream=stream,
         )
 
 

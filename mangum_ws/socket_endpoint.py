@@ -108,6 +108,9 @@ def make_socket_endpoint(
         # One Connection per route key for the socket's lifetime: built once, not per message.
         by_route: dict[str, Connection] = {}
 
+        async def send(frame: str) -> None:
+            await sockets.send_text(connection_id, frame)
+
         async def handle(text: str) -> None:
             try:
                 route_key = select_route(text, registry.routes)
@@ -116,9 +119,9 @@ def make_socket_endpoint(
                     caller = by_route[route_key] = connection(
                         message_event(peer, stage, route_key, "")
                     )
-                reply = await core.message(caller, text)
+                reply = await core.message(caller, text, send)
                 if reply is not None:
-                    await sockets.send_text(connection_id, reply)
+                    await send(reply)
             except ConnectionGone:
                 pass  # the socket closed while the action ran; as on AWS, the reply is dropped
             finally:

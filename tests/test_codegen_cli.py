@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import run
+
 ROOT = Path(__file__).parent.parent
 
 
 def codegen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mangum_ws.codegen", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run([sys.executable, "-m", "mangum_ws.codegen", *args], timeout=120)
 
 
 def test_write_then_check(tmp_path: Path) -> None:
@@ -86,3 +81,31 @@ def test_usable_as_a_function(tmp_path: Path) -> None:
     assert write(codegen_zoo.ws, tmp_path) == [tmp_path / "schema.json", tmp_path / "client.ts"]
     assert stale_files(codegen_zoo.ws, tmp_path) == []
     assert generate(codegen_zoo.ws)["client.ts"] == (tmp_path / "client.ts").read_text()
+
+
+def test_an_out_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    for out, check in ((tmp_path / "file", False), (tmp_path / "file", True)):
+        args = ["--check"] if check else []
+        result = codegen("tests.codegen_zoo:ws", "--out", str(out), *args)
+        assert result.returncode == 2, result.stderr  # never 1: that is "stale"
+        assert result.stderr == f"error: --out {out} is not a directory\n"
+
+
+def test_an_unwritable_out_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "gen"
+    result = codegen("tests.codegen_zoo:ws", "--out", str(out))
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: cannot write to --out {out}: ")
+
+
+def test_the_users_import_error_keeps_its_traceback_and_is_not_stale(tmp_path: Path) -> None:
+    (tmp_path / "broken_app.py").write_text("raise ImportError('no such thing here')\n")
+    result = codegen("broken_app:ws", "--app-dir", str(tmp_path), "--out", str(tmp_path), "--check")
+    assert result.returncode == 2
+    assert 'broken_app.py", line 1' in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "error: importing 'broken_app' raised ImportError (traceback above)"
+    )

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from mangum_ws import MangumWS
 from mangum_ws.deploy import sam_template
+from tests.support.processes import run
 
 ROOT = Path(__file__).parent.parent
 
@@ -79,30 +80,69 @@ def test_template_passes_cfn_lint(tmp_path: Path, route_responses: bool) -> None
     assert "${WebSocketApi}/${StageName}/*" in statement["Resource"]["Fn::Sub"]
 
 
-def test_cli_writes_the_demo_template(tmp_path: Path) -> None:
+def deploy(*args: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "mangum_ws.deploy", *args])
+
+
+def test_cli_writes_the_demo_template_and_says_what_next(tmp_path: Path) -> None:
     out = tmp_path / "template.yaml"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mangum_ws.deploy",
-            "demochat:ws",
-            "--app-dir",
-            "examples",
-            "--sam",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = deploy("demochat:ws", "--app-dir", "examples", "--sam", str(out))
     assert result.returncode == 0, result.stderr
     template = json.loads(out.read_text())
     function = template["Resources"]["WebSocketFunction"]["Properties"]
+    # CodeUri is relative to the template: it must be the directory the app was imported from.
+    assert (tmp_path / function["CodeUri"]).resolve() == ROOT / "examples"
     assert function["Handler"] == "demochat.handler"
     assert cfn_lint(out).returncode == 0
+
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"wrote {out}: WebSocket API with routes $connect, $disconnect, $default "
+        "-> one Lambda function"
+    )
+    assert (
+        f"Handler demochat.handler, CodeUri {function['CodeUri']}, Runtime python3.12" in lines[1]
+    )
+    assert lines[2] == "next:"
+    # examples/ has no requirements.txt: the next steps say what to put there.
+    assert any(line.endswith("> examples/requirements.txt") for line in lines)
+    assert f"  sam validate --lint --template {out}" in lines
+    assert any(line.startswith(f"  sam build --template {out}") for line in lines)
+    assert lines[-1] == "  sam deploy --guided"
+
+
+def test_the_template_beside_the_app_has_code_uri_dot(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("mangum-ws[aws]\n")
+    (tmp_path / "chat.py").write_text(
+        "from fastapi import FastAPI\nfrom mangum import Mangum\nfrom mangum_ws import MangumWS\n"
+        "app = FastAPI()\nws = MangumWS()\n"
+        "lambda_handler = Mangum(app, custom_handlers=[ws.handler])\n"
+    )
+    result = deploy("chat:ws", "--app-dir", str(tmp_path), "--sam", str(tmp_path / "t.yaml"))
+    assert result.returncode == 0, result.stderr
+    function = json.loads((tmp_path / "t.yaml").read_text())["Resources"]["WebSocketFunction"]
+    assert function["Properties"]["CodeUri"] == "."
+    assert function["Properties"]["Handler"] == "chat.lambda_handler"  # found, whatever its name
+    assert "requirements.txt" not in result.stdout  # there already
+
+
+def test_an_app_without_a_mangum_handler_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bare.py").write_text("from mangum_ws import MangumWS\nws = MangumWS()\n")
+    result = deploy("bare:ws", "--app-dir", str(tmp_path), "--sam", str(tmp_path / "t.yaml"))
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: bare has no Mangum handler for bare:ws: add "
+        "handler = Mangum(app, custom_handlers=[ws.handler]) or pass --handler\n"
+    )
+
+
+@pytest.mark.parametrize("where", ["missing/t.yaml", "."])
+def test_an_unwritable_sam_path_is_one_line_and_exit_2(tmp_path: Path, where: str) -> None:
+    result = deploy("demochat:ws", "--app-dir", "examples", "--sam", str(tmp_path / where))
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: cannot write --sam {tmp_path / where}: ")
+    assert not (tmp_path / "missing").exists()
 
 
 @pytest.mark.parametrize(
@@ -115,23 +155,7 @@ def test_cli_writes_the_demo_template(tmp_path: Path) -> None:
     ],
 )
 def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, target: str, message: str) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mangum_ws.deploy",
-            target,
-            "--app-dir",
-            "examples",
-            "--sam",
-            str(tmp_path / "t.yaml"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = deploy(target, "--app-dir", "examples", "--sam", str(tmp_path / "t.yaml"))
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

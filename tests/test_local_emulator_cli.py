@@ -1,13 +1,12 @@
-"""``python -m mangum_ws.local``: the chat demo's Lambda handler behind the emulator."""
+"""``python -m mangum_ws.local``: the chat demo's Lambda handler behind the emulator, on a machine
+that has never seen AWS (no AWS_* variables, an empty HOME)."""
 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,81 +15,84 @@ from websockets.sync.client import connect
 
 from tests.browser import browser
 from tests.support.modules import load_demo
+from tests.support.processes import Background, free_port, run, without_aws
 from tests.support.server import serve
 
-ROOT = Path(__file__).parent.parent
+EMULATOR = [sys.executable, "-m", "mangum_ws.local"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class Emulator(Background):
+    """``python -m mangum_ws.local demochat:handler`` on a machine that has never seen AWS."""
+
+    def __init__(self, tmp_path: Path, port: int, management_url: str | None = None) -> None:
+        self.port = port
+        self.url = f"ws://127.0.0.1:{port}/local"
+        env = without_aws(
+            tmp_path / "home", APIGW_MANAGEMENT_URL=management_url or f"http://127.0.0.1:{port}"
+        )
+        argv = [*EMULATOR, "demochat:handler", "--app-dir", "examples", "--port", str(port)]
+        super().__init__(argv, env=env, log=tmp_path / "emulator.log")
 
 
 @pytest.fixture
-def emulator() -> Iterator[tuple[str, list[str]]]:
-    port = free_port()
-    env = {**os.environ, "APIGW_MANAGEMENT_URL": f"http://127.0.0.1:{port}"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mangum_ws.local",
-            "demochat:handler",
-            "--app-dir",
-            "examples",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    banner = [process.stdout.readline().strip(), process.stdout.readline().strip()]
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    emulator = Emulator(tmp_path, free_port())
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.stdout.read()
-                time.sleep(0.05)
-        yield f"ws://127.0.0.1:{port}/local", banner
+        yield emulator
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+        emulator.output()
 
 
-def test_cli_prints_the_urls_and_serves_the_demo(emulator: tuple[str, list[str]]) -> None:
-    url, banner = emulator
-    port = url.split(":")[2].split("/")[0]
-    assert banner[0].startswith(f"WebSocket:       ws://127.0.0.1:{port}/local")
-    assert banner[1].startswith(f"Management API:  http://127.0.0.1:{port}")
-    with connect(url) as alice, connect(url) as bob:
-        alice.send(
-            json.dumps({"action": "chat.join", "id": "1", "data": {"room": "r", "nick": "alice"}})
-        )
-        assert json.loads(alice.recv(timeout=10))["type"] == "result"
-        bob.send(
-            json.dumps({"action": "chat.join", "id": "1", "data": {"room": "r", "nick": "bob"}})
-        )
+def join(client: object, nick: str) -> None:
+    client.send(  # type: ignore[attr-defined]
+        json.dumps({"action": "chat.join", "id": "j", "data": {"room": "r", "nick": nick}})
+    )
+
+
+def test_chats_the_moment_the_url_is_printed_without_any_aws_setup(emulator: Emulator) -> None:
+    url_line = emulator.first_line()
+    assert url_line.startswith(f"WebSocket:       ws://127.0.0.1:{emulator.port}/local")
+    # No wait, no retry: printed means accepting.
+    with connect(emulator.url, open_timeout=2) as alice, connect(emulator.url) as bob:
+        join(alice, "alice")
+        assert json.loads(alice.recv(timeout=10))["data"]["members"] == ["alice"]
+        join(bob, "bob")
         assert json.loads(bob.recv(timeout=10))["data"]["members"] == ["alice", "bob"]
         assert json.loads(alice.recv(timeout=10))["event"] == "chat.joined"
+        alice.send(json.dumps({"action": "chat.send", "data": {"text": "hello, bob"}}))
+        message = json.loads(bob.recv(timeout=10))
+        assert (message["event"], message["data"]["text"]) == ("chat.message", "hello, bob")
+    log = emulator.output()
+    assert f"Management API:  http://127.0.0.1:{emulator.port}" in log
+    assert "Lambda environment: region us-east-1;" in log
+    assert "no AWS credentials found: placeholders" in log
+    assert "Traceback" not in log
 
 
-def test_the_demo_page_chats_through_the_emulator(emulator: tuple[str, list[str]]) -> None:
+def test_a_failed_reply_is_one_log_line(tmp_path: Path) -> None:
+    nowhere = free_port()  # nothing listens there
+    emulator = Emulator(tmp_path, free_port(), management_url=f"http://127.0.0.1:{nowhere}")
+    emulator.first_line()
+    with connect(emulator.url) as client:
+        for nick in ("a", "b"):
+            join(client, nick)
+        emulator.wait_for_log("not posted", 2)
+    log = emulator.output()
+    failures = [line for line in log.splitlines() if "not posted" in line]
+    assert len(failures) == 2, log
+    assert "reply to connection " in failures[0]
+    assert "Could not connect to the endpoint URL" in failures[0]
+    assert "Traceback" not in log
+
+
+def test_the_demo_page_chats_through_the_emulator(emulator: Emulator) -> None:
     """Headless Chromium: the page (served by the app) talks to the emulated API Gateway."""
-    url, _ = emulator
+    emulator.first_line()
     demo = load_demo("demochat_page")
     with serve(demo.app) as address, browser() as chromium:
         pages = [chromium.new_page(), chromium.new_page()]
         for page, nick in zip(pages, ("ann", "ben"), strict=True):
-            page.goto(f"http://{address}/?ws={url}")
+            page.goto(f"http://{address}/?ws={emulator.url}")
             page.wait_for_selector("#status:text('connected')")
             page.fill("#nick", nick)
             page.click("#join")
@@ -98,3 +100,59 @@ def test_the_demo_page_chats_through_the_emulator(emulator: tuple[str, list[str]
         pages[0].fill("#text", "via the emulator")
         pages[0].click("#send")
         pages[1].wait_for_selector("#messages li:text('ann: via the emulator')", timeout=10000)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return run([*EMULATOR, *args])
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (
+            "demochat:app",
+            "'demochat:app' is a FastAPI app, not the Lambda handler: "
+            "pass the Mangum handler, e.g. demochat:handler",
+        ),
+        (
+            "demochat:ws",
+            "'demochat:ws' is the MangumWS, not the Lambda handler: "
+            "pass the Mangum handler, e.g. demochat:handler",
+        ),
+        ("demochat:PAGE", "is a PosixPath, not a Lambda handler"),
+        ("demochat:seat", "cannot be called as handler(event, context)"),
+        ("nowhere:handler", "module 'nowhere' not found"),
+        ("demochat:nope", "has no attribute 'nope'"),
+        ("demochat", "expected MODULE:ATTRIBUTE"),
+    ],
+)
+def test_a_bad_target_is_one_line_and_exit_2(target: str, message: str) -> None:
+    result = run_cli(target, "--app-dir", "examples", "--port", "0")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {message}"] or (
+        len(result.stderr.splitlines()) == 1 and message in result.stderr
+    ), result.stderr
+    assert result.stdout == ""
+
+
+def test_a_busy_port_is_one_line_suggesting_another() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("demochat:handler", "--app-dir", "examples", "--port", str(port))
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: port {port} on 127.0.0.1 is in use: pick another with --port ")
+
+
+def test_the_users_import_error_keeps_its_traceback(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("import json\n\nraise RuntimeError('my own bug')\n")
+    result = run_cli("broken:handler", "--app-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert 'broken.py", line 3' in result.stderr
+    assert "RuntimeError: my own bug" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "error: importing 'broken' raised RuntimeError (traceback above)"
+    )

@@ -53,3 +53,11 @@ def test_names_that_moved_still_import_with_a_warning(name: str, where: str) -> 
 def test_unknown_names_are_attribute_errors() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         mangum_ws.Nope  # noqa: B018
+
+
+def test_the_version_is_the_packages() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == mangum_ws.__version__ == "0.2.0"

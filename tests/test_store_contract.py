@@ -205,3 +205,19 @@ def test_dynamodb_gives_up_with_a_store_error_when_deletes_stay_unprocessed(
     with pytest.raises(StoreError, match=r"1 delete\(s\) .* unprocessed after 8 attempts"):
         run(store.unsubscribe("c=", "a"))
     assert sizes == [2, 1, 1, 1, 1, 1, 1, 1]
+
+
+def test_streams_meet_their_cancels_in_the_store(store: ConnectionStore) -> None:
+    assert not run(store.cancel_stream("c1", "s"))  # nothing running: nothing to cancel
+    run(store.open_stream("c1", "s"))
+    run(store.open_stream("c1", "t"))
+    assert not run(store.stream_cancelled("c1", "s"))
+    assert run(store.cancel_stream("c1", "s"))
+    assert run(store.stream_cancelled("c1", "s"))
+    assert not run(store.stream_cancelled("c1", "t"))
+    assert not run(store.cancel_stream("c2", "t"))  # another connection's id
+    run(store.close_stream("c1", "s"))
+    assert not run(store.stream_cancelled("c1", "s"))
+    assert not run(store.cancel_stream("c1", "s"))  # finished: not revived
+    run(store.remove("c1"))  # the connection's end takes its streams along
+    assert not run(store.cancel_stream("c1", "t"))

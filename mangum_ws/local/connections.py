@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..events import Peer
 from ..limits import Closing
@@ -38,7 +38,7 @@ class LiveConnection:
                 return False
             try:
                 await self.websocket.send_text(text)
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError, WebSocketDisconnect):  # the client left mid-send
                 return False
             return True
 

@@ -18,10 +18,14 @@ from ..limits import FRAME_TOO_BIG, MAX_FRAME_BYTES
 __all__ = ["ApiGatewayWebSocketProtocol"]
 
 ABNORMAL_CLOSURE = 1006
+# After failing a connection (a frame or message too big), how long the server reads and
+# discards what the client still sends before it closes the TCP connection.
+DRAIN_SECONDS = 1.0
 
 
 class ApiGatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     refused_frame = False
+    draining = False
 
     def _refuse_big(self, frame: Frame) -> bool:
         if self.refused_frame:
@@ -47,6 +51,28 @@ class ApiGatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_cont(self, event: Frame) -> None:
         if not self._refuse_big(event):
             super().handle_cont(event)
+
+    def handle_parser_exception(self) -> None:
+        """uvicorn closes the TCP connection right after the close frame. A client still
+        sending the rest of a big message then gets a TCP reset, which can destroy the close
+        frame before it is read (the client sees 1006, not 1009). So: send the close frame,
+        then read and discard (websockets' parser does, once failed) until the client closes
+        its side or DRAIN_SECONDS pass."""
+        if self.draining:
+            return
+        self.draining = True
+        assert self.conn.close_sent is not None
+        close = self.conn.close_sent
+        self.queue.put_nowait(
+            {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
+        )
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.close_timer = self.loop.call_later(DRAIN_SECONDS, self.transport.close)
+
+    def eof_received(self) -> None:
+        if self.draining:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         ended_abruptly = (

@@ -6,6 +6,7 @@ Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute ``ttl``. Ite
                                                 query, authorizer and state (JSON), ttl
     pk = "conn#<id>",    sk = "topic#<topic>"   a subscription, seen from the connection
     pk = "topic#<topic>", sk = "conn#<id>"      the same subscription, seen from the topic
+    pk = "conn#<id>",    sk = "stream#<id>"     a running stream: cancelled (BOOL) once asked
 
 Every item expires ``ttl_seconds`` (default 3 h, at least 2 h: API Gateway's maximum connection
 age) after it was written, because ``$disconnect`` is best-effort and may never come. DynamoDB
@@ -209,6 +210,46 @@ class DynamoDBStore:
             }
 
         return await self._run(read)
+
+    def _stream_key(self, connection_id: str, stream_id: str) -> dict[str, Any]:
+        return {"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": f"stream#{stream_id}"}}
+
+    async def open_stream(self, connection_id: str, stream_id: str) -> None:
+        item = {**self._stream_key(connection_id, stream_id), "ttl": self._expiry()}
+        await self._run(lambda: self.client.put_item(TableName=self.table_name, Item=item))
+
+    async def close_stream(self, connection_id: str, stream_id: str) -> None:
+        key = self._stream_key(connection_id, stream_id)
+        await self._run(lambda: self.client.delete_item(TableName=self.table_name, Key=key))
+
+    async def cancel_stream(self, connection_id: str, stream_id: str) -> bool:
+        def update() -> bool:
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=self._stream_key(connection_id, stream_id),
+                    UpdateExpression="SET cancelled = :yes",
+                    # only a stream that is running: never create a bare item
+                    ConditionExpression="attribute_exists(pk) AND #ttl > :now",
+                    ExpressionAttributeNames={"#ttl": "ttl"},
+                    ExpressionAttributeValues={
+                        ":yes": {"BOOL": True},
+                        ":now": {"N": str(int(time.time()))},
+                    },
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                return False
+            return True
+
+        return await self._run(update)
+
+    async def stream_cancelled(self, connection_id: str, stream_id: str) -> bool:
+        key = self._stream_key(connection_id, stream_id)
+        answer = await self._run(
+            lambda: self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+        )
+        item = answer.get("Item")
+        return item is not None and item.get("cancelled", {}).get("BOOL") is True
 
     def create_table(self) -> None:
         """Create the table with its key schema and TTL (for tests and local setups)."""

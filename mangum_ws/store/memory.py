@@ -16,6 +16,7 @@ class InMemoryStore:
         self._connections: dict[str, ConnectionRecord] = {}
         self._topics: dict[str, set[str]] = {}
         self._subscriptions: dict[str, set[str]] = {}
+        self._streams: dict[tuple[str, str], bool] = {}  # -> cancel requested
 
     async def add(self, record: ConnectionRecord) -> None:
         self._connections[record.connection_id] = record
@@ -35,6 +36,8 @@ class InMemoryStore:
 
     async def remove(self, connection_id: str) -> None:
         self._connections.pop(connection_id, None)
+        for key in [key for key in self._streams if key[0] == connection_id]:
+            del self._streams[key]
         for topic in self._subscriptions.pop(connection_id, set()):
             members = self._topics.get(topic)
             if members is not None:
@@ -55,3 +58,18 @@ class InMemoryStore:
 
     async def topics(self, connection_id: str) -> set[str]:
         return set(self._subscriptions.get(connection_id, ()))
+
+    async def open_stream(self, connection_id: str, stream_id: str) -> None:
+        self._streams[connection_id, stream_id] = False
+
+    async def close_stream(self, connection_id: str, stream_id: str) -> None:
+        self._streams.pop((connection_id, stream_id), None)
+
+    async def cancel_stream(self, connection_id: str, stream_id: str) -> bool:
+        if (connection_id, stream_id) not in self._streams:
+            return False
+        self._streams[connection_id, stream_id] = True
+        return True
+
+    async def stream_cancelled(self, connection_id: str, stream_id: str) -> bool:
+        return self._streams.get((connection_id, stream_id), False)
