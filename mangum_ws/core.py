@@ -11,7 +11,7 @@ send.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .connection import Connection
@@ -72,12 +72,19 @@ class EventCore:
         valid = offered.isascii() and offered.isprintable() and " " not in offered
         return Accepted(offered if offered and valid else None)
 
-    async def message(self, conn: Connection, text: str, send: Send) -> str | None:
+    async def message(
+        self,
+        conn: Connection,
+        text: str,
+        send: Send,
+        detach: Callable[[], None] = lambda: None,
+    ) -> str | None:
         """The reply frame for one text message (≤ 128 KB), or None when there is none.
 
-        Frames that come before the reply (a stream's chunks) go through ``send``, in order.
+        Frames that come before the reply (a stream's chunks) go through ``send``, in order;
+        ``detach`` is called when the message turns out to start a stream.
         """
-        support = StreamSupport(send, self.streams, self.owner.store)
+        support = StreamSupport(send, self.streams, self.owner.store, detach)
         return await dispatch(self.owner.registry, text, conn, support)
 
     async def disconnect(self, conn: Connection) -> None:

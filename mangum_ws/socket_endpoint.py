@@ -112,6 +112,14 @@ def make_socket_endpoint(
             await sockets.send_text(connection_id, frame)
 
         async def handle(text: str) -> None:
+            released = False
+
+            def release() -> None:  # once: when the message is done, or becomes a stream
+                nonlocal released
+                if not released:
+                    released = True
+                    in_flight.release()
+
             try:
                 route_key = select_route(text, registry.routes)
                 caller = by_route.get(route_key)
@@ -119,13 +127,13 @@ def make_socket_endpoint(
                     caller = by_route[route_key] = connection(
                         message_event(peer, stage, route_key, "")
                     )
-                reply = await core.message(caller, text, send)
+                reply = await core.message(caller, text, send, release)
                 if reply is not None:
                     await send(reply)
             except ConnectionGone:
                 pass  # the socket closed while the action ran; as on AWS, the reply is dropped
             finally:
-                in_flight.release()
+                release()
 
         ended = Closing(1006, "")
         try:

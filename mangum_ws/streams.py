@@ -84,6 +84,9 @@ class StreamSupport(NamedTuple):
     send: Send
     running: RunningStreams
     store: ConnectionStore
+    # Called when a message turns out to be a stream: a socket path frees the message's slot,
+    # since a stream lives long and the next message may be the $cancel that stops it.
+    detach: Callable[[], None] = lambda: None
 
 
 async def cancel(support: StreamSupport, conn: Connection, stream_id: Any) -> str | None:
@@ -163,6 +166,7 @@ async def run_stream(
             request_id=stream_id,
             action=spec.name,
         )
+    support.detach()
     await support.store.open_stream(*key)
     pump = asyncio.ensure_future(_pump(spec, spec.func(**kwargs), stream_id, support.send))
     support.running.add(key, pump)

@@ -57,7 +57,7 @@ def test_help_names_the_emulators_defaults() -> None:
     helps = option_helps(run(CLIS["local"], "--help").stdout)
     assert "(default: 3001)" in helps["--port"]
     assert "(default: 127.0.0.1)" in helps["--host"]
-    assert "(default: off)" in helps["--route-responses"]
+    assert "(default: what the MangumWS behind the handler says" in helps["--route-responses"]
     assert "(default: 600.0)" in helps["--idle-timeout"]
 
 

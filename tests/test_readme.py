@@ -31,7 +31,7 @@ def run_block(index: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def test_readme_has_the_examples() -> None:
-    assert len(BLOCKS) == 2
+    assert len(BLOCKS) == 3
 
 
 def test_typed_quick_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,6 +71,20 @@ def test_seed_quick_start(monkeypatch: pytest.MonkeyPatch) -> None:
             frame = json.loads(client.recv(timeout=5))
             assert frame["action"] == "say"
             assert frame["text"] == "hello"
+
+
+def test_streams_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = run_block(2, monkeypatch)
+    call = {"action": "llm.complete", "id": "s", "data": {"text": "one two three"}}
+    with serve(example["app"]) as address, connect(f"ws://{address}/") as client:
+        client.send(json.dumps(call))
+        frames = [json.loads(client.recv(timeout=5)) for _ in range(4)]
+    assert [(f["type"], f.get("seq"), f["data"]) for f in frames] == [
+        ("chunk", 0, {"text": "one"}),
+        ("chunk", 1, {"text": "two"}),
+        ("chunk", 2, {"text": "three"}),
+        ("result", None, None),
+    ]
 
 
 # The README's shell commands, run as a new user would: in a fresh copy of the checkout, with

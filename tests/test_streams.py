@@ -317,3 +317,17 @@ def test_registration_of_streams() -> None:
         @ws.action("sync")
         def sync() -> Iterator[Tick]:
             yield Tick(n=0, text="")
+
+
+def test_running_streams_never_keep_a_cancel_from_being_read() -> None:
+    from mangum_ws.socket_endpoint import MAX_IN_FLIGHT
+
+    with mounted([]) as address, connect(address) as client:
+        count = MAX_IN_FLIGHT * 2  # a running stream holds none of the connection's slots
+        for n in range(count):
+            client.send(call("forever", f"s{n}"))
+        firsts = {json.loads(client.recv(timeout=10))["id"] for _ in range(count)}
+        assert firsts == {f"s{n}" for n in range(count)}
+        client.send(json.dumps({"action": "$cancel", "id": "s0"}))
+        frame = json.loads(client.recv(timeout=10))
+        assert (frame["id"], frame["error"]["code"]) == ("s0", "cancelled")
