@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -100,8 +102,6 @@ async def everything(data: Everything) -> Everything:
 @ws.action("zoo.echo")
 async def echo(data: EchoIn) -> EchoOut:
     if data.delay:
-        import asyncio
-
         await asyncio.sleep(data.delay)
     return EchoOut(text=data.text)
 
@@ -145,6 +145,52 @@ async def other(data: codegen_zoo_other.Item) -> codegen_zoo_other.Item:
 @ws.action("zoo.ping")
 def ping() -> None:
     return None
+
+
+class CountIn(BaseModel):
+    upto: int = Field(ge=0, le=10_000)
+    delay: float = 0
+    fail_at: int | None = None
+    tag: str = ""
+
+
+class Token(BaseModel):
+    index: int
+    text: str
+
+
+# Tags of the zoo.count streams whose generator has finished, however it ended.
+finished: set[str] = set()
+
+
+@ws.action("zoo.count")
+async def count(data: CountIn) -> AsyncIterator[Token]:
+    """Yields tokens 0 .. upto-1; fails at fail_at."""
+    try:
+        for index in range(data.upto):
+            if index == data.fail_at:
+                raise ActionError("zoo_failed", f"failed at {index}", details={"index": index})
+            if data.delay:
+                await asyncio.sleep(data.delay)
+            yield Token(index=index, text=f"t{index}")
+    finally:
+        finished.add(data.tag)
+
+
+class Tag(BaseModel):
+    tag: str
+
+
+@ws.action("zoo.finished")
+async def has_finished(data: Tag) -> bool:
+    """Whether the zoo.count stream tagged so has run its finally (a cancel reached it)."""
+    return data.tag in finished
+
+
+@ws.action("zoo.letters")
+async def letters() -> AsyncIterator[str]:
+    for letter in "abc":
+        yield letter
 
 
 # Payloads Pydantic accepts, for each model: the schema must accept them too.

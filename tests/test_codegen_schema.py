@@ -30,13 +30,14 @@ def test_schema_is_valid_2020_12() -> None:
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     for entry in SCHEMA["actions"].values():
-        jsonschema.Draft202012Validator.check_schema({**entry["input"], "$defs": {}})
+        for part in ("input", "output", "chunk"):
+            jsonschema.Draft202012Validator.check_schema({**entry.get(part, {}), "$defs": {}})
 
 
 def test_every_model_action_event_and_envelope_is_there() -> None:
     assert set(SCHEMA["actions"]) == set(codegen_zoo.ws.registry.actions)
     assert set(SCHEMA["events"]) == {"tick", "everything.changed"}
-    for name in ("Request", "ResultFrame", "ErrorFrame", "EventFrame", "ErrorCode"):
+    for name in ("Request", "ResultFrame", "ChunkFrame", "ErrorFrame", "EventFrame", "ErrorCode"):
         assert name in SCHEMA["$defs"]
     assert SCHEMA["actions"]["zoo.ping"] == {"input": {"type": "null"}, "output": {"type": "null"}}
     assert SCHEMA["actions"]["zoo.list"]["output"] == {
@@ -44,6 +45,32 @@ def test_every_model_action_event_and_envelope_is_there() -> None:
         "items": {"enum": ["x", "y"], "type": "string"},
     }
     assert SCHEMA["actions"]["zoo.everything"]["description"] == "Round-trips every shape."
+
+
+def test_a_stream_describes_its_chunks_and_answers_null() -> None:
+    assert SCHEMA["actions"]["zoo.count"] == {
+        "input": {"$ref": "#/$defs/CountIn"},
+        "output": {"type": "null"},
+        "stream": True,
+        "chunk": {"$ref": "#/$defs/Token"},
+        "description": "Yields tokens 0 .. upto-1; fails at fail_at.",
+    }
+    assert SCHEMA["actions"]["zoo.letters"]["chunk"] == {"type": "string"}
+    # Actions that answer once are as they were: no stream key, no chunk.
+    answers_once = [e for e in SCHEMA["actions"].values() if "stream" not in e]
+    assert len(answers_once) == len(SCHEMA["actions"]) - 2
+    assert not any("chunk" in entry for entry in answers_once)
+    assert "cancelled" in SCHEMA["$defs"]["ErrorCode"]["enum"]
+
+    token = codegen_zoo.Token(index=0, text="t0").model_dump(mode="json", by_alias=True)
+    validator(SCHEMA["actions"]["zoo.count"]["chunk"]).validate(token)
+    frame = {"type": "chunk", "id": "c1", "action": "zoo.count", "seq": 0, "data": token}
+    validator({"$ref": "#/$defs/ChunkFrame"}).validate(frame)
+    for wrong in ({**frame, "seq": -1}, {**frame, "id": None}, {**frame, "type": "result"}):
+        with pytest.raises(jsonschema.ValidationError):
+            validator({"$ref": "#/$defs/ChunkFrame"}).validate(wrong)
+    with pytest.raises(jsonschema.ValidationError):
+        validator(SCHEMA["actions"]["zoo.count"]["chunk"]).validate({"index": "0"})
 
 
 def test_same_class_name_in_two_modules_does_not_collide() -> None:

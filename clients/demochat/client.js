@@ -53,42 +53,18 @@ export class MangumWSClient {
     }
     /** Call an action; resolves with its output, rejects with an ActionCallError. */
     request(action, input, options = {}) {
-        const id = `c${this.nextId++}`;
-        const message = { action, id };
-        if (input !== undefined)
-            message.data = input;
-        const frame = JSON.stringify(message);
         return new Promise((resolve, reject) => {
-            if (this.state === "closed") {
-                reject(new ActionCallError("closed", "the client is closed", null, action));
-                return;
-            }
-            const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
-            const entry = {
-                resolve: resolve,
-                reject,
-                frame,
-                action,
-                timer: undefined,
-            };
-            entry.timer = setTimeout(() => {
-                this.pending.delete(id);
-                this.queue = this.queue.filter((queued) => queued !== frame);
-                reject(new ActionCallError("timeout", `no answer to ${action} within ${timeoutMs} ms`, null, action));
-            }, timeoutMs);
-            if (this.socket !== null && this.socket.readyState === OPEN) {
-                this.pending.set(id, entry);
-                this.socket.send(frame);
-            }
-            else if (this.queue.length < this.options.maxQueue) {
-                this.pending.set(id, entry);
-                this.queue.push(frame);
-            }
-            else {
-                clearTimeout(entry.timer);
-                reject(new ActionCallError("queue_full", "too many calls waiting for the connection", null, action));
-            }
+            this.track(action, input, options.timeoutMs, { resolve: resolve, reject });
         });
+    }
+    /**
+     * Call a stream: `for await (const chunk of client.requestStream(action, input, { signal }))`.
+     * Each loop over the result is one call. Leaving the loop early, aborting the signal or the
+     * timeout sends `$cancel`; an error frame, a timeout or a lost connection is thrown as an
+     * ActionCallError once the chunks that arrived before it have been read.
+     */
+    requestStream(action, input, options = {}) {
+        return { [Symbol.asyncIterator]: () => this.openStream(action, input, options) };
     }
     /** Subscribe to a server push; returns the function that unsubscribes. */
     on(event, handler) {
@@ -116,6 +92,141 @@ export class MangumWSClient {
         this.socket?.close(1000, "client closed");
         this.failAll("closed", "the client was closed");
         this.setState("closed");
+    }
+    /** Send (or queue) one request and track its answer; returns its id. */
+    track(action, input, timeoutMs, handlers) {
+        const id = `c${this.nextId++}`;
+        const message = { action, id };
+        if (input !== undefined)
+            message.data = input;
+        const entry = {
+            ...handlers,
+            frame: JSON.stringify(message),
+            action,
+            timeoutMs: timeoutMs ?? this.options.timeoutMs,
+            timer: undefined,
+        };
+        if (this.state === "closed") {
+            entry.reject(new ActionCallError("closed", "the client is closed", null, action));
+        }
+        else if (this.socket !== null && this.socket.readyState === OPEN) {
+            this.pending.set(id, entry);
+            this.arm(id, entry);
+            this.socket.send(entry.frame);
+        }
+        else if (this.queue.length < this.options.maxQueue) {
+            this.pending.set(id, entry);
+            this.arm(id, entry);
+            this.queue.push(entry.frame);
+        }
+        else {
+            entry.reject(new ActionCallError("queue_full", "too many calls waiting for the connection", null, action));
+        }
+        return id;
+    }
+    /** (Re)start the wait for a request's next frame. */
+    arm(id, entry) {
+        clearTimeout(entry.timer);
+        entry.timer = setTimeout(() => {
+            this.drop(id);
+            entry.reject(new ActionCallError("timeout", `no answer to ${entry.action} within ${entry.timeoutMs} ms`, null, entry.action));
+        }, entry.timeoutMs);
+    }
+    /** Stop tracking a request: a queued one is never sent; a stream already sent is cancelled. */
+    drop(id) {
+        const entry = this.pending.get(id);
+        if (!entry)
+            return;
+        this.pending.delete(id);
+        clearTimeout(entry.timer);
+        const queued = this.queue.indexOf(entry.frame);
+        if (queued >= 0) {
+            this.queue.splice(queued, 1);
+        }
+        else if (entry.chunk && this.socket !== null && this.socket.readyState === OPEN) {
+            // Frames the server still sends for this id are ignored: nothing tracks it any more.
+            this.socket.send(JSON.stringify({ action: "$cancel", id }));
+        }
+    }
+    openStream(action, input, options) {
+        const { signal } = options;
+        const maxBuffered = options.maxBuffered ?? 10_000;
+        const chunks = [];
+        let head = 0;
+        let expected = 0;
+        // Once set, the stream is over: the chunks still buffered are read, then this is thrown.
+        let end = null;
+        let wake = null;
+        let id = "";
+        const finish = (outcome) => {
+            if (end !== null)
+                return;
+            end = outcome;
+            signal?.removeEventListener("abort", onAbort);
+            wake?.();
+        };
+        const fail = (code, message) => {
+            this.drop(id);
+            finish({ error: new ActionCallError(code, message, null, action) });
+        };
+        const onAbort = () => {
+            this.drop(id);
+            chunks.length = head = 0;
+            finish({ error: signal?.reason });
+        };
+        if (signal?.aborted) {
+            finish({ error: signal.reason });
+        }
+        else {
+            signal?.addEventListener("abort", onAbort);
+            id = this.track(action, input, options.timeoutMs, {
+                resolve: () => finish("done"),
+                reject: (error) => finish({ error }),
+                chunk: (seq, data) => {
+                    if (seq !== expected) {
+                        fail("protocol_error", `chunk ${String(seq)} of ${action} arrived where ${expected} was due`);
+                    }
+                    else if (chunks.length - head >= maxBuffered) {
+                        fail("buffer_full", `more than ${maxBuffered} chunks of ${action} were waiting to be read`);
+                    }
+                    else {
+                        expected += 1;
+                        chunks.push(data);
+                        wake?.();
+                    }
+                },
+            });
+        }
+        const done = () => ({ value: undefined, done: true });
+        return {
+            next: async () => {
+                for (;;) {
+                    if (head < chunks.length) {
+                        const value = chunks[head++];
+                        if (head === chunks.length)
+                            chunks.length = head = 0;
+                        return { value, done: false };
+                    }
+                    if (end === "done")
+                        return done();
+                    if (end !== null) {
+                        const { error } = end;
+                        end = "done";
+                        throw error;
+                    }
+                    await new Promise((resolve) => (wake = resolve));
+                    wake = null;
+                }
+            },
+            return: async () => {
+                // The loop was left early: the server stops the stream, and the iteration ends quietly.
+                this.drop(id);
+                finish("done");
+                end = "done";
+                chunks.length = head = 0;
+                return done();
+            },
+        };
     }
     open() {
         const query = new URLSearchParams(this.options.query).toString();
@@ -186,6 +297,13 @@ export class MangumWSClient {
         const entry = this.pending.get(frame.id);
         if (!entry)
             return;
+        if (frame.type === "chunk") {
+            if (entry.chunk) {
+                this.arm(frame.id, entry);
+                entry.chunk(frame.seq, frame.data);
+            }
+            return;
+        }
         this.pending.delete(frame.id);
         clearTimeout(entry.timer);
         if (frame.type === "result") {
@@ -217,17 +335,24 @@ const CALLS = {
     chatLeave: ["chat.leave", false],
     chatSend: ["chat.send", true],
 };
+const STREAMS = {};
+/** Methods named after actions: each takes the input when the action has one. */
+function bind(table, send) {
+    const methods = {};
+    for (const [method, [action, hasInput]] of Object.entries(table)) {
+        methods[method] = hasInput
+            ? (input, options) => send(action, input, options)
+            : (options) => send(action, undefined, options);
+    }
+    return methods;
+}
 export class Client extends MangumWSClient {
     call;
+    stream;
     constructor(url, options = {}) {
         super(url, options);
-        const call = {};
-        for (const [method, [action, hasInput]] of Object.entries(CALLS)) {
-            call[method] = hasInput
-                ? (input, options) => this.request(action, input, options)
-                : (options) => this.request(action, undefined, options);
-        }
-        this.call = call;
+        this.call = bind(CALLS, (action, input, options) => this.request(action, input, options));
+        this.stream = bind(STREAMS, (action, input, options) => this.requestStream(action, input, options));
     }
 }
 /** Open a client: `const client = connect("wss://...", { query: { token } })`. */

@@ -32,7 +32,7 @@ export interface SendOut {
   message_id: string;
 }
 
-/** Client to server. */
+/** Client to server. A stream needs an id; {'action': '$cancel', 'id': ...} stops it. */
 export interface Request {
   action: string;
   id?: string;
@@ -43,6 +43,15 @@ export interface ResultFrame {
   type: "result";
   id: string | null;
   action: string;
+  data: unknown;
+}
+
+/** One value a stream yields; seq counts 0, 1, 2... within the stream. */
+export interface ChunkFrame {
+  type: "chunk";
+  id: string;
+  action: string;
+  seq: number;
   data: unknown;
 }
 
@@ -66,11 +75,15 @@ export interface EventFrame {
 
 export type ErrorCode = "bad_request" | "unknown_action" | "invalid_input" | "payload_too_large" | "unauthorized" | "cancelled" | "internal_error";
 
-/** Every action: its input and output. */
+/** Every action that answers once: its input and output. */
 export interface Actions {
   "chat.join": { input: JoinIn; output: JoinOut };
   "chat.leave": { input: undefined; output: null };
   "chat.send": { input: SendIn; output: SendOut };
+}
+
+/** Every stream: its input and the chunks it yields. */
+export interface Streams {
 }
 
 /** Every server push: its data. */
@@ -123,6 +136,15 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+export interface StreamOptions {
+  /** Aborting sends `$cancel`; the loop then throws `signal.reason`, as `fetch` does. */
+  signal?: AbortSignal;
+  /** The longest wait for the stream's next frame, in ms (default: the client's `timeoutMs`). */
+  timeoutMs?: number;
+  /** Chunks held for a slow reader; one more cancels the stream with `buffer_full` (default 10 000). */
+  maxBuffered?: number;
+}
+
 /** A typed error: the server's error frame, or a client-side failure (`timeout`, ...). */
 export class ActionCallError extends Error {
   readonly code: string;
@@ -141,13 +163,20 @@ interface Pending {
   resolve: (data: unknown) => void;
   reject: (error: ActionCallError) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
+  timeoutMs: number;
   frame: string;
   action: string;
+  /** Streams only: each chunk frame, in arrival order. */
+  chunk?: (seq: unknown, data: unknown) => void;
 }
 
 const OPEN = 1;
 
-export class MangumWSClient<A extends { [K in keyof A]: { input: unknown; output: unknown } }, E> {
+export class MangumWSClient<
+  A extends { [K in keyof A]: { input: unknown; output: unknown } },
+  E,
+  S extends { [K in keyof S]: { input: unknown; chunk: unknown } } = Record<never, never>,
+> {
   private socket: WebSocketLike | null = null;
   private state: ConnectionState = "connecting";
   private readonly pending = new Map<string, Pending>();
@@ -192,39 +221,23 @@ export class MangumWSClient<A extends { [K in keyof A]: { input: unknown; output
     input: A[K]["input"],
     options: CallOptions = {},
   ): Promise<A[K]["output"]> {
-    const id = `c${this.nextId++}`;
-    const message: { action: string; id: string; data?: unknown } = { action, id };
-    if (input !== undefined) message.data = input;
-    const frame = JSON.stringify(message);
     return new Promise<A[K]["output"]>((resolve, reject) => {
-      if (this.state === "closed") {
-        reject(new ActionCallError("closed", "the client is closed", null, action));
-        return;
-      }
-      const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
-      const entry: Pending = {
-        resolve: resolve as (data: unknown) => void,
-        reject,
-        frame,
-        action,
-        timer: undefined,
-      };
-      entry.timer = setTimeout(() => {
-        this.pending.delete(id);
-        this.queue = this.queue.filter((queued) => queued !== frame);
-        reject(new ActionCallError("timeout", `no answer to ${action} within ${timeoutMs} ms`, null, action));
-      }, timeoutMs);
-      if (this.socket !== null && this.socket.readyState === OPEN) {
-        this.pending.set(id, entry);
-        this.socket.send(frame);
-      } else if (this.queue.length < this.options.maxQueue) {
-        this.pending.set(id, entry);
-        this.queue.push(frame);
-      } else {
-        clearTimeout(entry.timer);
-        reject(new ActionCallError("queue_full", "too many calls waiting for the connection", null, action));
-      }
+      this.track(action, input, options.timeoutMs, { resolve: resolve as (data: unknown) => void, reject });
     });
+  }
+
+  /**
+   * Call a stream: `for await (const chunk of client.requestStream(action, input, { signal }))`.
+   * Each loop over the result is one call. Leaving the loop early, aborting the signal or the
+   * timeout sends `$cancel`; an error frame, a timeout or a lost connection is thrown as an
+   * ActionCallError once the chunks that arrived before it have been read.
+   */
+  requestStream<K extends keyof S & string>(
+    action: K,
+    input: S[K]["input"],
+    options: StreamOptions = {},
+  ): AsyncIterable<S[K]["chunk"]> {
+    return { [Symbol.asyncIterator]: () => this.openStream<S[K]["chunk"]>(action, input, options) };
   }
 
   /** Subscribe to a server push; returns the function that unsubscribes. */
@@ -254,6 +267,140 @@ export class MangumWSClient<A extends { [K in keyof A]: { input: unknown; output
     this.socket?.close(1000, "client closed");
     this.failAll("closed", "the client was closed");
     this.setState("closed");
+  }
+
+  /** Send (or queue) one request and track its answer; returns its id. */
+  private track(
+    action: string,
+    input: unknown,
+    timeoutMs: number | undefined,
+    handlers: Pick<Pending, "resolve" | "reject" | "chunk">,
+  ): string {
+    const id = `c${this.nextId++}`;
+    const message: { action: string; id: string; data?: unknown } = { action, id };
+    if (input !== undefined) message.data = input;
+    const entry: Pending = {
+      ...handlers,
+      frame: JSON.stringify(message),
+      action,
+      timeoutMs: timeoutMs ?? this.options.timeoutMs,
+      timer: undefined,
+    };
+    if (this.state === "closed") {
+      entry.reject(new ActionCallError("closed", "the client is closed", null, action));
+    } else if (this.socket !== null && this.socket.readyState === OPEN) {
+      this.pending.set(id, entry);
+      this.arm(id, entry);
+      this.socket.send(entry.frame);
+    } else if (this.queue.length < this.options.maxQueue) {
+      this.pending.set(id, entry);
+      this.arm(id, entry);
+      this.queue.push(entry.frame);
+    } else {
+      entry.reject(new ActionCallError("queue_full", "too many calls waiting for the connection", null, action));
+    }
+    return id;
+  }
+
+  /** (Re)start the wait for a request's next frame. */
+  private arm(id: string, entry: Pending): void {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      this.drop(id);
+      entry.reject(
+        new ActionCallError("timeout", `no answer to ${entry.action} within ${entry.timeoutMs} ms`, null, entry.action),
+      );
+    }, entry.timeoutMs);
+  }
+
+  /** Stop tracking a request: a queued one is never sent; a stream already sent is cancelled. */
+  private drop(id: string): void {
+    const entry = this.pending.get(id);
+    if (!entry) return;
+    this.pending.delete(id);
+    clearTimeout(entry.timer);
+    const queued = this.queue.indexOf(entry.frame);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+    } else if (entry.chunk && this.socket !== null && this.socket.readyState === OPEN) {
+      // Frames the server still sends for this id are ignored: nothing tracks it any more.
+      this.socket.send(JSON.stringify({ action: "$cancel", id }));
+    }
+  }
+
+  private openStream<T>(action: string, input: unknown, options: StreamOptions): AsyncIterator<T> {
+    const { signal } = options;
+    const maxBuffered = options.maxBuffered ?? 10_000;
+    const chunks: T[] = [];
+    let head = 0;
+    let expected = 0;
+    // Once set, the stream is over: the chunks still buffered are read, then this is thrown.
+    let end: { error: unknown } | "done" | null = null;
+    let wake: (() => void) | null = null;
+    let id = "";
+    const finish = (outcome: { error: unknown } | "done"): void => {
+      if (end !== null) return;
+      end = outcome;
+      signal?.removeEventListener("abort", onAbort);
+      wake?.();
+    };
+    const fail = (code: string, message: string): void => {
+      this.drop(id);
+      finish({ error: new ActionCallError(code, message, null, action) });
+    };
+    const onAbort = (): void => {
+      this.drop(id);
+      chunks.length = head = 0;
+      finish({ error: signal?.reason });
+    };
+    if (signal?.aborted) {
+      finish({ error: signal.reason });
+    } else {
+      signal?.addEventListener("abort", onAbort);
+      id = this.track(action, input, options.timeoutMs, {
+        resolve: () => finish("done"),
+        reject: (error) => finish({ error }),
+        chunk: (seq, data) => {
+          if (seq !== expected) {
+            fail("protocol_error", `chunk ${String(seq)} of ${action} arrived where ${expected} was due`);
+          } else if (chunks.length - head >= maxBuffered) {
+            fail("buffer_full", `more than ${maxBuffered} chunks of ${action} were waiting to be read`);
+          } else {
+            expected += 1;
+            chunks.push(data as T);
+            wake?.();
+          }
+        },
+      });
+    }
+    const done = (): IteratorResult<T> => ({ value: undefined, done: true });
+    return {
+      next: async (): Promise<IteratorResult<T>> => {
+        for (;;) {
+          if (head < chunks.length) {
+            const value = chunks[head++] as T;
+            if (head === chunks.length) chunks.length = head = 0;
+            return { value, done: false };
+          }
+          if (end === "done") return done();
+          if (end !== null) {
+            const { error } = end;
+            end = "done";
+            throw error;
+          }
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+        }
+      },
+      return: async (): Promise<IteratorResult<T>> => {
+        // The loop was left early: the server stops the stream, and the iteration ends quietly.
+        this.drop(id);
+        finish("done");
+        end = "done";
+        chunks.length = head = 0;
+        return done();
+      },
+    };
   }
 
   private open(): void {
@@ -305,7 +452,7 @@ export class MangumWSClient<A extends { [K in keyof A]: { input: unknown; output
   }
 
   private receive(raw: unknown): void {
-    let frame: { type?: string; id?: string | null; event?: string; data?: unknown; error?: unknown };
+    let frame: { type?: string; id?: string | null; event?: string; seq?: unknown; data?: unknown; error?: unknown };
     try {
       frame = JSON.parse(String(raw));
     } catch {
@@ -320,6 +467,13 @@ export class MangumWSClient<A extends { [K in keyof A]: { input: unknown; output
     if (typeof frame.id !== "string") return;
     const entry = this.pending.get(frame.id);
     if (!entry) return;
+    if (frame.type === "chunk") {
+      if (entry.chunk) {
+        this.arm(frame.id, entry);
+        entry.chunk(frame.seq, frame.data);
+      }
+      return;
+    }
     this.pending.delete(frame.id);
     clearTimeout(entry.timer);
     if (frame.type === "result") {
@@ -356,26 +510,45 @@ export interface Calls {
   chatSend(input: SendIn, options?: CallOptions): Promise<SendOut>;
 }
 
+/** One method per stream: `for await (const t of client.stream.llmComplete(x))`. */
+export interface StreamCalls {
+}
+
 const CALLS: Record<string, [keyof Actions & string, boolean]> = {
   chatJoin: ["chat.join", true],
   chatLeave: ["chat.leave", false],
   chatSend: ["chat.send", true],
 };
 
-export class Client extends MangumWSClient<Actions, Events> {
+const STREAMS: Record<string, [keyof Streams & string, boolean]> = {
+};
+
+/** Methods named after actions: each takes the input when the action has one. */
+function bind<T>(
+  table: Record<string, [string, boolean]>,
+  send: (action: string, input: unknown, options: never) => unknown,
+): T {
+  const methods: Record<string, unknown> = {};
+  for (const [method, [action, hasInput]] of Object.entries(table)) {
+    methods[method] = hasInput
+      ? (input: unknown, options?: unknown) => send(action, input, options as never)
+      : (options?: unknown) => send(action, undefined, options as never);
+  }
+  return methods as T;
+}
+
+export class Client extends MangumWSClient<Actions, Events, Streams> {
   readonly call: Calls;
+  readonly stream: StreamCalls;
 
   constructor(url: string, options: ClientOptions = {}) {
     super(url, options);
-    const call: Record<string, unknown> = {};
-    for (const [method, [action, hasInput]] of Object.entries(CALLS)) {
-      call[method] = hasInput
-        ? (input: unknown, options?: CallOptions) =>
-            this.request(action, input as never, options)
-        : (options?: CallOptions) =>
-            this.request(action, undefined as never, options);
-    }
-    this.call = call as unknown as Calls;
+    this.call = bind<Calls>(CALLS, (action, input, options) =>
+      this.request(action as keyof Actions, input as never, options),
+    );
+    this.stream = bind<StreamCalls>(STREAMS, (action, input, options) =>
+      this.requestStream(action as keyof Streams, input as never, options),
+    );
   }
 }
 

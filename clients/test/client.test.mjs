@@ -2,7 +2,7 @@
 //   CLIENT_JS=/path/client.js WS_URL=ws://127.0.0.1:PORT/ node --test clients/test/client.test.mjs
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import WebSocket from "ws";
+import WebSocket, { WebSocketServer } from "ws";
 
 const { connect, ActionCallError } = await import(process.env.CLIENT_JS);
 const url = process.env.WS_URL;
@@ -141,5 +141,228 @@ test("keep-alive frames are sent and never answered", async () => {
     assert.deepEqual(await client.call.zooEcho({ text: "alive" }), { text: "alive", count: 1 });
   } finally {
     client.close();
+  }
+});
+
+// Streams. A hang must fail the test, not the suite: each has a deadline.
+const STREAM_TEST = { timeout: 15_000 };
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function collect(iterable) {
+  const out = [];
+  for await (const value of iterable) out.push(value);
+  return out;
+}
+
+// Whether the server's zoo.count generator tagged so has run its finally, polled for a while.
+async function finishedOnServer(client, tag) {
+  const deadline = Date.now() + 5_000;
+  while (!(await client.call.zooFinished({ tag }))) {
+    if (Date.now() > deadline) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+test("a stream yields its typed chunks in order, and each loop is one call", STREAM_TEST, async () => {
+  const client = open();
+  try {
+    const tokens = await collect(client.stream.zooCount({ upto: 5 }));
+    assert.deepEqual(tokens, [0, 1, 2, 3, 4].map((index) => ({ index, text: `t${index}` })));
+    const letters = client.stream.zooLetters();
+    assert.deepEqual(await collect(letters), ["a", "b", "c"]);
+    assert.deepEqual(await collect(letters), ["a", "b", "c"]);
+    assert.deepEqual(await collect(client.requestStream("zoo.count", { upto: 0 })), []);
+  } finally {
+    client.close();
+  }
+});
+
+test("on the wire: chunks carry the id and seq 0, 1, 2..., then a null result", STREAM_TEST, async () => {
+  const socket = new WebSocket(url);
+  const frames = [];
+  socket.on("message", (raw) => frames.push(JSON.parse(String(raw))));
+  await new Promise((resolve) => socket.once("open", resolve));
+  try {
+    socket.send(JSON.stringify({ action: "zoo.count", id: "s1", data: { upto: 3 } }));
+    while (!frames.some((frame) => frame.type !== "chunk")) await sleep(10);
+    assert.deepEqual(frames, [
+      ...[0, 1, 2].map((seq) => ({
+        type: "chunk", id: "s1", action: "zoo.count", seq, data: { index: seq, text: `t${seq}` },
+      })),
+      { type: "result", id: "s1", action: "zoo.count", data: null },
+    ]);
+    // Cancelling a finished stream is answered, under the cancel's own action: clients ignore it.
+    socket.send(JSON.stringify({ action: "$cancel", id: "s1" }));
+    while (frames.length < 5) await sleep(10);
+    assert.equal(frames[4].type, "error");
+    assert.equal(frames[4].id, "s1");
+    assert.equal(frames[4].action, "$cancel");
+    assert.equal(frames[4].error.code, "bad_request");
+  } finally {
+    socket.close();
+  }
+});
+
+test("a stream that fails mid-way throws its typed error after the chunks before it", STREAM_TEST, async () => {
+  const client = open();
+  try {
+    const seen = [];
+    await assert.rejects(
+      async () => {
+        for await (const token of client.stream.zooCount({ upto: 5, fail_at: 2 })) seen.push(token.index);
+      },
+      (error) => {
+        assert.ok(error instanceof ActionCallError);
+        assert.equal(error.code, "zoo_failed");
+        assert.deepEqual(error.details, { index: 2 });
+        assert.equal(error.action, "zoo.count");
+        return true;
+      },
+    );
+    assert.deepEqual(seen, [0, 1]);
+  } finally {
+    client.close();
+  }
+});
+
+test("leaving the loop early cancels the stream on the server, quietly", STREAM_TEST, async () => {
+  const client = open();
+  try {
+    const seen = [];
+    for await (const token of client.stream.zooCount({ upto: 10_000, delay: 0.01, tag: "break" })) {
+      seen.push(token.index);
+      if (token.index === 1) break;
+    }
+    assert.deepEqual(seen, [0, 1]);
+    assert.ok(await finishedOnServer(client, "break"), "the generator's finally never ran");
+    // The server's `cancelled` frame for that id came to a client that no longer tracks it.
+    assert.deepEqual(await client.call.zooEcho({ text: "after" }), { text: "after", count: 1 });
+  } finally {
+    client.close();
+  }
+});
+
+test("aborting the signal cancels the stream and throws the signal's reason", STREAM_TEST, async () => {
+  const client = open();
+  try {
+    const controller = new AbortController();
+    const seen = [];
+    const input = { upto: 10_000, delay: 0.01, tag: "abort" };
+    await assert.rejects(
+      async () => {
+        for await (const token of client.stream.zooCount(input, { signal: controller.signal })) {
+          seen.push(token.index);
+          if (token.index === 1) setTimeout(() => controller.abort(), 0); // while the loop waits
+        }
+      },
+      (error) => error === controller.signal.reason && error.name === "AbortError",
+    );
+    assert.ok(seen.length >= 2 && seen.length < 100, `read ${seen.length} chunks`);
+    assert.ok(await finishedOnServer(client, "abort"), "the generator's finally never ran");
+    // An aborted signal sends nothing and throws at once, whatever the reason.
+    const reason = new Error("stopped before it started");
+    await assert.rejects(
+      collect(client.stream.zooCount({ upto: 3, tag: "never" }, { signal: AbortSignal.abort(reason) })),
+      (error) => error === reason,
+    );
+    assert.equal(await client.call.zooFinished({ tag: "never" }), false);
+  } finally {
+    client.close();
+  }
+});
+
+test("a stream silent for longer than its timeout is cancelled with timeout", STREAM_TEST, async () => {
+  const client = open();
+  try {
+    // The timeout is per frame: five chunks 50 ms apart fit in a 200 ms timeout.
+    const tokens = await collect(client.stream.zooCount({ upto: 5, delay: 0.05 }, { timeoutMs: 200 }));
+    assert.equal(tokens.length, 5);
+    const slow = client.stream.zooCount({ upto: 3, delay: 1, tag: "slow" }, { timeoutMs: 100 });
+    await assert.rejects(collect(slow), { code: "timeout", action: "zoo.count" });
+    assert.ok(await finishedOnServer(client, "slow"), "the generator's finally never ran");
+  } finally {
+    client.close();
+  }
+});
+
+test("chunks a slow reader leaves beyond maxBuffered end the stream with buffer_full", STREAM_TEST, async () => {
+  const client = open();
+  try {
+    const iterator = client.stream.zooCount({ upto: 50 }, { maxBuffered: 5 })[Symbol.asyncIterator]();
+    await sleep(300); // the call is out, nobody reads
+    const seen = [];
+    await assert.rejects(async () => {
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) seen.push(next.value.index);
+    }, { code: "buffer_full" });
+    assert.deepEqual(seen, [0, 1, 2, 3, 4]);
+    assert.deepEqual(await iterator.next(), { value: undefined, done: true });
+  } finally {
+    client.close();
+  }
+});
+
+test("a connection dropped mid-stream ends the loop with connection_lost, never a hang", STREAM_TEST, async () => {
+  const sockets = [];
+  class Recorded extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      sockets.push(this);
+    }
+  }
+  const client = open({ WebSocket: Recorded });
+  try {
+    const seen = [];
+    await assert.rejects(
+      async () => {
+        for await (const token of client.stream.zooCount({ upto: 10_000, delay: 0.01 })) {
+          seen.push(token.index);
+          if (token.index === 1) sockets[0].terminate(); // the network drops: no close frame
+        }
+      },
+      (error) => error instanceof ActionCallError && error.code === "connection_lost",
+    );
+    assert.ok(seen.length >= 2);
+    // The client reconnects as after any drop.
+    assert.deepEqual(await collect(client.stream.zooLetters()), ["a", "b", "c"]);
+    // close() ends a running stream with `closed`.
+    const running = collect(client.stream.zooCount({ upto: 10_000, delay: 0.01 }));
+    await sleep(50);
+    client.close();
+    await assert.rejects(running, { code: "closed" });
+  } finally {
+    client.close();
+  }
+});
+
+test("a chunk out of sequence ends the stream with protocol_error and cancels it", STREAM_TEST, async () => {
+  // A server that breaks the protocol: the test's own, since the real one cannot be made to.
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise((resolve) => server.once("listening", resolve));
+  const received = [];
+  server.on("connection", (socket) =>
+    socket.on("message", (raw) => {
+      const request = JSON.parse(String(raw));
+      received.push(request);
+      if (request.action !== "zoo.count") return;
+      for (const seq of [0, 2]) {
+        const data = { index: seq, text: `t${seq}` };
+        socket.send(JSON.stringify({ type: "chunk", id: request.id, action: request.action, seq, data }));
+      }
+    }),
+  );
+  const client = connect(`ws://127.0.0.1:${server.address().port}/`, { WebSocket });
+  try {
+    const seen = [];
+    await assert.rejects(async () => {
+      for await (const token of client.stream.zooCount({ upto: 3 })) seen.push(token.index);
+    }, { code: "protocol_error" });
+    assert.deepEqual(seen, [0]);
+    while (received.length < 2) await sleep(10);
+    assert.deepEqual(received[1], { action: "$cancel", id: received[0].id });
+  } finally {
+    client.close();
+    server.close();
   }
 });

@@ -1,7 +1,14 @@
 // Type tests for a generated client (the zoo's): what compiles, and what must not.
 // tsc --strict type-checks this beside the generated client.ts; an @ts-expect-error that sees
 // no error fails the compilation, so each one proves a wrong payload is refused.
-import { ActionCallError, connect, type Client, type EverythingOutput, type Tick } from "./client";
+import {
+  ActionCallError,
+  connect,
+  type Client,
+  type EverythingOutput,
+  type Tick,
+  type Token,
+} from "./client";
 
 declare const client: Client;
 
@@ -52,6 +59,40 @@ async function typed(): Promise<void> {
   void wrongPair;
   // @ts-expect-error: the wire name is aliasedName, not aliased
   void (null as never as EverythingOutput).aliased;
+
+  // Streams: typed chunks for `for await`, with a signal and an idle timeout.
+  const controller = new AbortController();
+  for await (const token of client.stream.zooCount({ upto: 3 }, { signal: controller.signal })) {
+    const index: number = token.index;
+    const chunk: Token = token;
+    void [index, chunk];
+  }
+  for await (const letter of client.stream.zooLetters({ timeoutMs: 100, maxBuffered: 5 })) {
+    const text: string = letter;
+    void text;
+  }
+  const viaRequestStream: AsyncIterable<Token> = client.requestStream("zoo.count", { upto: 1 });
+  void viaRequestStream;
+
+  // @ts-expect-error: a chunk is a Token, not a string
+  for await (const token of client.stream.zooCount({ upto: 1 })) void (token satisfies string);
+  // @ts-expect-error: upto must be a number
+  client.stream.zooCount({ upto: "3" });
+  // @ts-expect-error: zoo.letters takes no input
+  client.stream.zooLetters({ upto: 3 });
+  // @ts-expect-error: a stream is not a call: client.call has no method for it
+  await client.call.zooCount({ upto: 3 });
+  // @ts-expect-error: nor does request() take it
+  await client.request("zoo.count", { upto: 3 });
+  // @ts-expect-error: a call is not a stream
+  client.stream.zooEcho({ text: "hi" });
+  // @ts-expect-error: nor does requestStream() take it
+  client.requestStream("zoo.echo", { text: "hi" });
+  // @ts-expect-error: a stream is iterated, not awaited for a value
+  const notAPromise: Promise<unknown> = client.stream.zooLetters();
+  void notAPromise;
+  // @ts-expect-error: the signal must be an AbortSignal
+  client.stream.zooLetters({ signal: true });
 
   try {
     await client.call.zooFail({ text: "x" });

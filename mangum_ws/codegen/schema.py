@@ -36,7 +36,9 @@ class WireSchema(GenerateJsonSchema):
 ENVELOPES: dict[str, Any] = {
     "Request": {
         "type": "object",
-        "description": "Client to server.",
+        "description": (
+            "Client to server. A stream needs an id; {'action': '$cancel', 'id': ...} stops it."
+        ),
         "required": ["action"],
         "properties": {
             "action": {"type": "string"},
@@ -51,6 +53,18 @@ ENVELOPES: dict[str, Any] = {
             "type": {"const": "result"},
             "id": {"type": ["string", "null"]},
             "action": {"type": "string"},
+            "data": {},
+        },
+    },
+    "ChunkFrame": {
+        "type": "object",
+        "description": "One value a stream yields; seq counts 0, 1, 2... within the stream.",
+        "required": ["type", "id", "action", "seq", "data"],
+        "properties": {
+            "type": {"const": "chunk"},
+            "id": {"type": "string"},
+            "action": {"type": "string"},
+            "seq": {"type": "integer", "minimum": 0},
             "data": {},
         },
     },
@@ -94,7 +108,8 @@ def build_schema(ws: MangumWS, title: str) -> dict[str, Any]:
         if spec.input_adapter is not None:
             inputs.append((("action", name, "input"), "validation", spec.input_adapter))
         if spec.output_adapter is not None:
-            inputs.append((("action", name, "output"), "serialization", spec.output_adapter))
+            what = "chunk" if spec.stream else "output"
+            inputs.append((("action", name, what), "serialization", spec.output_adapter))
     for name, event in sorted(ws.registry.events.items()):
         inputs.append((("event", name, "data"), "serialization", event.adapter))
     by_key, top = TypeAdapter.json_schemas(
@@ -112,6 +127,10 @@ def build_schema(ws: MangumWS, title: str) -> dict[str, Any]:
             "input": found.get(("action", name, "input"), {"type": "null"}),
             "output": found.get(("action", name, "output"), {"type": "null"}),
         }
+        if spec.stream:
+            # A stream's result is null; what it yields is described by its chunk.
+            entry["stream"] = True
+            entry["chunk"] = found.get(("action", name, "chunk"), {})
         if spec.route is not None:
             entry["route"] = spec.route
         if spec.description:
