@@ -1,4 +1,5 @@
-"""Chat demo: rooms, nicknames, join/leave notices, validation errors shown in the page.
+"""Chat demo: rooms, nicknames, join/leave notices, validation errors shown in the page, and a
+pretend assistant whose reply streams word by word, with a Stop button.
 
     uv run --no-dev --extra local python examples/demochat.py   # then open the URL it prints
 
@@ -9,6 +10,7 @@ API (``handler`` below). Nothing lives in module memory: a room is a topic of th
 store and each connection's room and nickname are its state, so the demo works the same on one
 process and on many Lambda instances. ``CONNECTIONS_TABLE`` (set by the template
 ``python -m mangum_ws.deploy``) puts the store in DynamoDB; without it, it is in memory.
+``DEMO_WORD_DELAY`` is the assistant's pause before each word, in seconds (default 0.1).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,9 +72,24 @@ class Presence(BaseModel):
     members: list[str]
 
 
+class AskIn(BaseModel):
+    prompt: str = Field(min_length=1, max_length=500)
+
+
+class Token(BaseModel):
+    text: str  # a word, with the space before it (none before the first), as a model's tokens
+
+
+class ReplyEnded(BaseModel):
+    words: int  # how many the server produced
+    total: int
+    stopped: bool
+
+
 message_event = ws.event("chat.message", ChatMessage)
 joined_event = ws.event("chat.joined", Presence)
 left_event = ws.event("chat.left", Presence)
+reply_ended_event = ws.event("assistant.ended", ReplyEnded)
 
 
 def topic(room: str) -> str:
@@ -159,6 +177,37 @@ async def leave_room(conn: Connection) -> None:
 @ws.on_disconnect
 async def on_disconnect(connection_id: str) -> None:
     await leave(connection_id, disconnecting=True)
+
+
+# The pause before each word: a model's pace. Tests slow it down to press Stop mid-reply.
+WORD_DELAY = float(os.getenv("DEMO_WORD_DELAY", "0.1"))
+SCRIPT = (
+    "I am a pretend assistant: no model, no network, just this script, sent one word at a time "
+    "as a model's tokens would be. Each word is a chunk frame of the stream, typed by the "
+    "generated client. Press Stop and the client sends a cancel: the server stops this generator "
+    "where it is, and its finally tells you how far it got. On Lambda the cancel arrives in "
+    "another invocation and reaches this one through the connection store."
+)
+
+
+def reply_words(prompt: str) -> list[str]:
+    """The assistant's reply to ``prompt``, word by word (always the same for a prompt)."""
+    return [*f"You said: {prompt}".split(), *SCRIPT.split()]
+
+
+@ws.action("assistant.reply")
+async def reply(data: AskIn, conn: Connection) -> AsyncIterator[Token]:
+    """Stream a canned reply to you alone, word by word; Stop (a cancel) ends it early."""
+    words = reply_words(data.prompt)
+    produced = 0
+    try:
+        for word in words:
+            await asyncio.sleep(WORD_DELAY)
+            produced += 1
+            yield Token(text=word if produced == 1 else f" {word}")
+    finally:  # runs on a cancel too: this event is the server saying the Stop reached it
+        ended = ReplyEnded(words=produced, total=len(words), stopped=produced < len(words))
+        await reply_ended_event.emit(ended, connection_ids=[conn.connection_id])
 
 
 PAGE = Path(__file__).with_name("demochat.html")

@@ -335,7 +335,9 @@ const CALLS = {
     chatLeave: ["chat.leave", false],
     chatSend: ["chat.send", true],
 };
-const STREAMS = {};
+const STREAMS = {
+    assistantReply: ["assistant.reply", true],
+};
 /** Methods named after actions: each takes the input when the action has one. */
 function bind(table, send) {
     const methods = {};
