@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from mangum_ws import ActionError, ConnectionStore, MangumWS, RegistrationError
 from mangum_ws.local import LocalApiGateway
 from tests.support.dynamodb import fresh_store
 from tests.support.events import FakeLambdaContext, connect_event, message_event
+from tests.support.loops import start_on_a_loop_of_its_own
 from tests.support.management_api import ManagementApi
 from tests.support.server import free_port, serve
 
@@ -254,20 +254,8 @@ def test_on_lambda_a_cancel_in_another_instance_stops_the_stream_through_the_sto
     second = lambda_instance(mgmt_api, fresh_store_view(store), finished)
     cid = "L0SM9cOFvHcCIhw="
     assert first(connect_event(cid), FakeLambdaContext())["statusCode"] == 200
-    answers: list[dict[str, Any]] = []
-
-    def invoke_first() -> None:  # as a Lambda process does: a loop of its own for Mangum
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            event = message_event({"action": "forever", "id": "s"}, cid)
-            answers.append(first(event, FakeLambdaContext()))
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-    streaming = threading.Thread(target=invoke_first)
-    streaming.start()
+    event = message_event({"action": "forever", "id": "s"}, cid)
+    streaming, answers = start_on_a_loop_of_its_own(lambda: first(event, FakeLambdaContext()))
     deadline = time.monotonic() + 10
     while not mgmt_api.received(cid) and time.monotonic() < deadline:
         time.sleep(0.01)
