@@ -1,9 +1,11 @@
 """The chat demo as deployed: two Lambda instances that share nothing but DynamoDB (moto's server)
-and the @connections endpoint (a stand-in on 127.0.0.1), each fed API Gateway events."""
+and the @connections endpoint (a stand-in on 127.0.0.1), each fed API Gateway events: rooms and
+nicknames, and the assistant's streamed reply stopped from the other instance."""
 
 from __future__ import annotations
 
 import json
+import time
 from types import ModuleType
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from mangum_ws import DynamoDBStore
 from tests.support.dynamodb import fresh_store
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
-from tests.support.loops import run_on_mangums_loop
+from tests.support.loops import run_on_mangums_loop, start_on_a_loop_of_its_own
 from tests.support.management_api import ManagementApi
 from tests.support.modules import load_demo
 
@@ -87,3 +89,36 @@ def test_rooms_and_nicknames_span_lambda_instances(
     store = b.ws.store
     assert run_on_mangums_loop(store.subscribers(a.topic("lobby"))) == {BOB}
     assert run_on_mangums_loop(store.get(ALICE)) is None
+
+
+def test_a_stop_handled_by_the_other_instance_ends_the_streamed_reply(
+    instances: tuple[ModuleType, ModuleType],
+    mgmt_api: ManagementApi,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = instances
+    monkeypatch.setattr(a, "WORD_DELAY", 0.1)  # the whole reply would take 8 s
+    words = a.reply_words("hi")
+    invoke(a, connect_event(ALICE))
+    ask = message_event(action("assistant.reply", {"prompt": "hi"}), ALICE)
+    streaming, answers = start_on_a_loop_of_its_own(lambda: a.handler(ask, FakeLambdaContext()))
+    deadline = time.monotonic() + 10
+    while len(mgmt_api.received(ALICE)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    invoke(b, message_event({"action": "$cancel", "id": "1"}, ALICE))  # Stop, on instance b
+    streaming.join(timeout=10)
+    assert answers == [{"statusCode": 200}]
+
+    frames: list[Any] = mgmt_api.received(ALICE)
+    chunks = [f for f in frames if f["type"] == "chunk"]
+    assert 2 <= len(chunks) < len(words)
+    assert [(c["seq"], c["data"]["text"]) for c in chunks] == [
+        (n, word if n == 0 else f" {word}") for n, word in enumerate(words[: len(chunks)])
+    ]
+    ended, cancelled = frames[len(chunks) :]  # nothing after: the generator stopped
+    assert ended["event"] == "assistant.ended"
+    assert ended["data"]["stopped"] is True  # a's finally ran
+    assert ended["data"]["total"] == len(words)
+    # The word being posted when the cancel struck may have gone out or not.
+    assert len(chunks) <= ended["data"]["words"] <= len(chunks) + 1
+    assert (cancelled["id"], cancelled["error"]["code"]) == ("1", "cancelled")

@@ -14,6 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.browser import browser
+from tests.support.demo_page import join, stop_mid_reply
 from tests.support.modules import load_demo
 from tests.support.processes import Background, free_port, run, without_aws
 from tests.support.server import serve
@@ -24,14 +25,23 @@ EMULATOR = [sys.executable, "-m", "mangum_ws.local"]
 class Emulator(Background):
     """``python -m mangum_ws.local demochat:handler`` on a machine that has never seen AWS."""
 
-    def __init__(self, tmp_path: Path, port: int, management_url: str | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        port: int,
+        management_url: str | None = None,
+        *options: str,
+        **env: str,
+    ) -> None:
         self.port = port
         self.url = f"ws://127.0.0.1:{port}/local"
         env = without_aws(
-            tmp_path / "home", APIGW_MANAGEMENT_URL=management_url or f"http://127.0.0.1:{port}"
+            tmp_path / "home",
+            APIGW_MANAGEMENT_URL=management_url or f"http://127.0.0.1:{port}",
+            **env,
         )
         argv = [*EMULATOR, "demochat:handler", "--app-dir", "examples", "--port", str(port)]
-        super().__init__(argv, env=env, log=tmp_path / "emulator.log")
+        super().__init__([*argv, *options], env=env, log=tmp_path / "emulator.log")
 
 
 @pytest.fixture
@@ -43,7 +53,7 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
         emulator.output()
 
 
-def join(client: object, nick: str) -> None:
+def join_room(client: object, nick: str) -> None:
     client.send(  # type: ignore[attr-defined]
         json.dumps({"action": "chat.join", "id": "j", "data": {"room": "r", "nick": nick}})
     )
@@ -54,9 +64,9 @@ def test_chats_the_moment_the_url_is_printed_without_any_aws_setup(emulator: Emu
     assert url_line.startswith(f"WebSocket:       ws://127.0.0.1:{emulator.port}/local")
     # No wait, no retry: printed means accepting.
     with connect(emulator.url, open_timeout=2) as alice, connect(emulator.url) as bob:
-        join(alice, "alice")
+        join_room(alice, "alice")
         assert json.loads(alice.recv(timeout=10))["data"]["members"] == ["alice"]
-        join(bob, "bob")
+        join_room(bob, "bob")
         assert json.loads(bob.recv(timeout=10))["data"]["members"] == ["alice", "bob"]
         assert json.loads(alice.recv(timeout=10))["event"] == "chat.joined"
         alice.send(json.dumps({"action": "chat.send", "data": {"text": "hello, bob"}}))
@@ -75,7 +85,7 @@ def test_a_failed_reply_is_one_log_line(tmp_path: Path) -> None:
     emulator.first_line()
     with connect(emulator.url) as client:
         for nick in ("a", "b"):
-            join(client, nick)
+            join_room(client, nick)
         emulator.wait_for_log("not posted", 2)
     log = emulator.output()
     failures = [line for line in log.splitlines() if "not posted" in line]
@@ -92,14 +102,27 @@ def test_the_demo_page_chats_through_the_emulator(emulator: Emulator) -> None:
     with serve(demo.app) as address, browser() as chromium:
         pages = [chromium.new_page(), chromium.new_page()]
         for page, nick in zip(pages, ("ann", "ben"), strict=True):
-            page.goto(f"http://{address}/?ws={emulator.url}")
-            page.wait_for_selector("#status:text('connected')")
-            page.fill("#nick", nick)
-            page.click("#join")
-            page.wait_for_selector("#messages li:text('you joined lobby')")
+            join(page, f"http://{address}/?ws={emulator.url}", nick)
         pages[0].fill("#text", "via the emulator")
         pages[0].click("#send")
         pages[1].wait_for_selector("#messages li:text('ann: via the emulator')", timeout=10000)
+
+
+def test_the_demo_pages_stop_button_stops_the_lambdas_stream(tmp_path: Path) -> None:
+    """Stop in Chromium: the page's $cancel is a second invocation (a second environment: AWS
+    scales out), which stops the stream the first one is running."""
+    word_delay = 0.2
+    emulator = Emulator(
+        tmp_path, free_port(), None, "--concurrency", "2", DEMO_WORD_DELAY=str(word_delay)
+    )
+    emulator.first_line()
+    demo = load_demo("demochat_page")
+    with serve(demo.app) as address, browser() as chromium:
+        page = chromium.new_page()
+        page.goto(f"http://{address}/?ws={emulator.url}")
+        page.wait_for_selector("#status:text('connected')")
+        stop_mid_reply(page, "via the emulator", demo.reply_words("via the emulator"), word_delay)
+    assert "Traceback" not in emulator.output()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
