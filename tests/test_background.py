@@ -9,10 +9,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +35,7 @@ from tests.support.events import (
 )
 from tests.support.lambda_api import LambdaApi, lambda_api
 from tests.support.management_api import ManagementApi
+from tests.support.processes import Background, without_aws
 from tests.support.server import free_port, serve
 
 KEY = "k" * 40
@@ -553,3 +556,47 @@ def test_registration_reads_background() -> None:
     assert [name for name, spec in actions.items() if spec.background] == ["slow", "ticks", "crash"]
     assert actions["ticks"].stream
     assert not actions["quick"].background
+
+
+APP = """
+import asyncio, os
+from fastapi import FastAPI
+from mangum import Mangum
+from pydantic import BaseModel
+from mangum_ws import MangumWS
+
+class Done(BaseModel):
+    text: str
+
+app = FastAPI()
+ws = MangumWS(endpoint_url=os.environ["APIGW_MANAGEMENT_URL"])
+
+@ws.action("slow", background=True)
+async def slow() -> Done:
+    await asyncio.sleep(0.2)
+    return Done(text="done in the background")
+
+app.include_router(ws.router)
+handler = Mangum(app, custom_handlers=[ws.handler])
+"""
+
+
+def test_the_emulators_command_line_gives_the_function_what_background_actions_need(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "slowapp.py").write_text(APP)
+    port = free_port()
+    env = without_aws(tmp_path / "home", APIGW_MANAGEMENT_URL=f"http://127.0.0.1:{port}")
+    env.pop(KEY_VARIABLE, None)
+    argv = [sys.executable, "-m", "mangum_ws.local", "slowapp:handler", "--port", str(port)]
+    emulator = Background([*argv, "--app-dir", str(tmp_path)], env=env, log=tmp_path / "log")
+    try:
+        emulator.first_line()
+        with connect(f"ws://127.0.0.1:{port}/local") as client:
+            client.send(call("slow", "s"))
+            frame = json.loads(client.recv(timeout=10))
+    finally:
+        log = emulator.output()
+    assert frame == result("s", "slow", {"text": "done in the background"}), log
+    assert "AWS_ENDPOINT_URL_LAMBDA" in log
+    assert KEY_VARIABLE in log
