@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from mangum import Mangum
 from pydantic import BaseModel
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from mangum_ws import Connection, ConnectionStore, MangumWS
 from mangum_ws.background import KEY_VARIABLE, PAYLOAD_KEY
@@ -34,9 +33,13 @@ from tests.support.events import (
     rest_api_event,
 )
 from tests.support.lambda_api import LambdaApi, lambda_api
+from tests.support.loops import invoke_in_thread
 from tests.support.management_api import ManagementApi
 from tests.support.processes import Background, without_aws
-from tests.support.server import free_port, serve
+from tests.support.server import free_port
+from tests.test_streams import call as stream_call
+from tests.test_streams import frames_until_end
+from tests.test_streams import mounted as mounted_app
 
 KEY = "k" * 40
 CID = "L0SM9cOFvHcCIhw="
@@ -93,20 +96,7 @@ def background_app(ws: MangumWS, finished: list[str]) -> FastAPI:
 
 
 def call(action: str, id: str | None = None, **data: Any) -> str:
-    message: dict[str, Any] = {"action": action, "data": data}
-    if id is not None:
-        message["id"] = id
-    return json.dumps(message)
-
-
-def frames_until_end(client: ClientConnection, call_id: str) -> list[dict[str, Any]]:
-    got: list[dict[str, Any]] = []
-    while True:
-        frame = json.loads(client.recv(timeout=10))
-        if frame.get("id") == call_id:
-            got.append(frame)
-            if frame["type"] != "chunk":
-                return got
+    return stream_call(action, id, data)
 
 
 def result(call_id: str, action: str, data: Any) -> dict[str, Any]:
@@ -116,6 +106,23 @@ def result(call_id: str, action: str, data: Any) -> dict[str, Any]:
 def cancelled(call_id: str, action: str) -> dict[str, Any]:
     error = {"code": "cancelled", "message": "cancelled", "details": None}
     return {"type": "error", "id": call_id, "action": action, "error": error}
+
+
+def stream_then_cancel(url: str, finished: list[str]) -> None:
+    """A background stream to its end, then one stopped by $cancel (its finally runs)."""
+    with connect(url) as client:
+        client.send(call("ticks", "a", upto=3))
+        frames = frames_until_end(client, "a")
+        assert [f["seq"] for f in frames[:-1]] == [0, 1, 2]
+        assert frames[-1] == result("a", "ticks", None)
+        client.send(call("ticks", "b", upto=1000, delay=0.05))
+        assert json.loads(client.recv(timeout=10))["type"] == "chunk"
+        client.send(json.dumps({"action": "$cancel", "id": "b"}))
+        assert frames_until_end(client, "b")[-1] == cancelled("b", "ticks")
+    deadline = time.monotonic() + 5
+    while len(finished) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert finished == ["ticks started", "ticks", "ticks started", "ticks"]
 
 
 # On Lambda: the events themselves, a stand-in Invoke API, the stand-in @connections API ---------
@@ -376,18 +383,7 @@ def test_on_lambda_a_cancel_in_another_instance_stops_a_running_background_strea
     invoke(
         first, message_event({"action": "ticks", "id": "t", "data": {"upto": 1000, "delay": 0.05}})
     )
-
-    def background_invocation() -> None:  # a Lambda process: a loop of its own for Mangum
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            invoke(first, invoke_api.payloads()[0])
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-    running = threading.Thread(target=background_invocation)
-    running.start()
+    running, _ = invoke_in_thread(first, invoke_api.payloads()[0], FakeLambdaContext())
     deadline = time.monotonic() + 10
     while len(mgmt_api.received(CID)) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -402,13 +398,8 @@ def test_on_lambda_a_cancel_in_another_instance_stops_a_running_background_strea
 # ws.mount: a task of its own --------------------------------------------------------------
 
 
-@contextmanager
-def mounted(finished: list[str]) -> Iterator[str]:
-    ws = MangumWS()
-    app = background_app(ws, finished)
-    ws.mount(app)
-    with serve(app) as address:
-        yield f"ws://{address}/"
+def mounted(finished: list[str]) -> contextlib.AbstractContextManager[str]:
+    return mounted_app(finished, background_app)
 
 
 def test_under_ws_mount_background_actions_do_not_hold_the_message_loop() -> None:
@@ -428,14 +419,8 @@ def test_under_ws_mount_background_actions_do_not_hold_the_message_loop() -> Non
 
 def test_under_ws_mount_a_background_stream_sends_chunks_and_stops_on_cancel() -> None:
     finished: list[str] = []
-    with mounted(finished) as url, connect(url) as client:
-        client.send(call("ticks", "a", upto=3))
-        assert frames_until_end(client, "a")[-1] == result("a", "ticks", None)
-        client.send(call("ticks", "b", upto=1000, delay=0.05))
-        assert json.loads(client.recv(timeout=10))["type"] == "chunk"
-        client.send(json.dumps({"action": "$cancel", "id": "b"}))
-        assert frames_until_end(client, "b")[-1] == cancelled("b", "ticks")
-    assert finished == ["ticks started", "ticks", "ticks started", "ticks"]
+    with mounted(finished) as url:
+        stream_then_cancel(url, finished)
 
 
 def test_under_ws_mount_an_action_that_outlives_its_socket_ends_quietly(
@@ -512,14 +497,8 @@ def test_behind_the_local_api_gateway_a_background_stream_sends_chunks_and_stops
 ) -> None:
     finished: list[str] = []
     # Three environments: the stream's, and one each for the message and the cancel.
-    with emulated(finished, monkeypatch, concurrency=3) as (url, _), connect(url) as client:
-        client.send(call("ticks", "a", upto=3))
-        assert [f["seq"] for f in frames_until_end(client, "a")[:-1]] == [0, 1, 2]
-        client.send(call("ticks", "b", upto=1000, delay=0.05))
-        assert json.loads(client.recv(timeout=10))["type"] == "chunk"
-        client.send(json.dumps({"action": "$cancel", "id": "b"}))
-        assert frames_until_end(client, "b")[-1] == cancelled("b", "ticks")
-    assert finished == ["ticks started", "ticks", "ticks started", "ticks"]
+    with emulated(finished, monkeypatch, concurrency=3) as (url, _):
+        stream_then_cancel(url, finished)
 
 
 def test_the_local_api_gateways_invoke_api_refuses_forgeries_and_other_functions(
