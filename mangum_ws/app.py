@@ -96,11 +96,19 @@ class MangumWS:
         route: str | None = None,
         input: Any = None,
         output: Any = None,
+        background: bool = False,
     ) -> Callable[[F], F]:
-        """Register a typed action; input and output are read from the annotations."""
+        """Register a typed action; input and output are read from the annotations.
+
+        ``background=True`` answers the message at once and runs the action past it: on Lambda
+        in an asynchronous invocation of the same function (up to the function's own timeout,
+        not API Gateway's 29 s), locally as a task; its frames are sent to the connection.
+        """
 
         def register(func: F) -> F:
-            spec = ActionSpec.read(name, func, route=route, input=input, output=output)
+            spec = ActionSpec.read(
+                name, func, route=route, input=input, output=output, background=background
+            )
             self.registry.add_action(spec)
             return func
 

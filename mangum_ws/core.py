@@ -10,16 +10,33 @@ send.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .background import (
+    KEY_VARIABLE,
+    Detach,
+    Forged,
+    LambdaLauncher,
+    NotLaunched,
+    Run,
+    function_arn_of,
+    is_background,
+    seal,
+    signing_key,
+    unseal,
+)
 from .connection import Connection
 from .dispatch import dispatch
 from .errors import ConnectionGone
 from .events import InvalidEvent, WebSocketEvent, read_event
 from .lifecycle import Refusal, admit, farewell
 from .limits import inbound_closing
+from .protocol import internal_error
+from .registry import ActionSpec
 from .streams import RunningStreams, Send, StreamSupport
 
 if TYPE_CHECKING:
@@ -44,6 +61,7 @@ class HttpReply(NamedTuple):
 
 # No body: in route-response mode API Gateway would hand a body to the client as a message.
 BAD_EVENT = HttpReply(400)
+FORBIDDEN = HttpReply(403, "Forbidden")  # a background invocation: no client reads it
 OK = HttpReply(200)
 
 
@@ -51,6 +69,8 @@ class EventCore:
     def __init__(self, owner: MangumWS) -> None:
         self.owner = owner
         self.streams = RunningStreams()
+        self.launcher = LambdaLauncher()
+        self._detached: set[asyncio.Task[None]] = set()  # in-process background actions
 
     def connection(self, event: WebSocketEvent) -> Connection:
         return Connection(
@@ -78,21 +98,55 @@ class EventCore:
         conn: Connection,
         text: str,
         send: Send,
-        detach: Callable[[], None] = lambda: None,
+        release: Callable[[], None] = lambda: None,
     ) -> str | None:
         """The reply frame for one text message (≤ 128 KB), or None when there is none.
 
-        Frames that come before the reply (a stream's chunks) go through ``send``, in order;
-        ``detach`` is called when the message turns out to start a stream.
+        Frames that come before the reply (a stream's chunks) go through ``send``, in order; so
+        do all the frames of a background action, which runs in a task of its own. ``release``
+        is called when the message turns out to start a stream.
         """
-        support = StreamSupport(send, self.streams, self.owner.store, detach)
-        return await dispatch(self.owner.registry, text, conn, support)
+        return await self._dispatch(conn, text, send, self._in_task(send), release=release)
+
+    async def _dispatch(
+        self,
+        conn: Connection,
+        text: str,
+        send: Send,
+        detach: Detach | None,
+        noted: bool = False,
+        release: Callable[[], None] = lambda: None,
+    ) -> str | None:
+        support = StreamSupport(send, self.streams, self.owner.store, release, noted)
+        return await dispatch(self.owner.registry, text, conn, support, detach)
+
+    def _in_task(self, send: Send) -> Detach:
+        async def detach(spec: ActionSpec, request_id: str | None, run: Run) -> None:
+            async def run_to_the_end() -> None:
+                frame = await run()
+                if frame is None:
+                    return
+                try:
+                    await send(frame)
+                except ConnectionGone:
+                    pass  # as on AWS: the action outlived its connection
+                except Exception:
+                    logger.exception("the reply of background action %r was not sent", spec.name)
+
+            task = asyncio.create_task(run_to_the_end())
+            self._detached.add(task)  # a strong reference until it ends
+            task.add_done_callback(self._detached.discard)
+
+        return detach
 
     async def disconnect(self, conn: Connection) -> None:
         await farewell(self.owner.registry, conn, self.owner.store)
 
-    async def lambda_event(self, raw: Mapping[str, Any]) -> HttpReply:
-        """One API Gateway event, as the Lambda function answers it."""
+    async def lambda_event(self, raw: Mapping[str, Any], context: Any) -> HttpReply:
+        """One API Gateway event (or one background invocation), as the Lambda function
+        answers it."""
+        if is_background(raw):
+            return await self._background_event(raw, context)
         try:
             event = read_event(raw)
         except InvalidEvent as exc:
@@ -117,16 +171,69 @@ class EventCore:
                 closing.reason,
             )
             return HttpReply(413)
+        detach = self._in_invocation(event, context)
+        frame = await self._dispatch(conn, text, self._poster(conn), detach)
+        if frame is None:
+            return OK
+        if self.owner.route_responses:
+            return HttpReply(200, frame)
+        return await self._post_reply(conn.connection_id, frame)
+
+    def _poster(self, conn: Connection) -> Send:
         gateway = self.owner.gateway
 
         async def post(frame: str) -> None:  # a route response cannot stream: chunks are posts
             await gateway.post(conn.connection_id, frame.encode())
 
-        frame = await self.message(conn, text, post)
+        return post
+
+    def _in_invocation(self, event: WebSocketEvent, context: Any) -> Detach:
+        """On Lambda, a background action runs in an asynchronous invocation of this function."""
+        store = self.owner.store
+
+        async def detach(spec: ActionSpec, request_id: str | None, run: Run) -> str | None:
+            # A stream is noted before the launch, so that a $cancel overtaking it finds it.
+            noted = (event.connection_id, request_id) if spec.stream and request_id else None
+            try:
+                function_arn = function_arn_of(context)
+                key = signing_key()
+                if key is None:
+                    raise NotLaunched(f"{KEY_VARIABLE} is not set (at least 32 characters)")
+                if noted is not None:
+                    await store.open_stream(*noted)
+                await self.launcher.launch(function_arn, seal(event, function_arn, key))
+            except Exception as exc:
+                logger.error(
+                    "background action %r for connection %s not started: %s",
+                    spec.name,
+                    event.connection_id,
+                    exc,
+                )
+                if noted is not None:
+                    with contextlib.suppress(Exception):  # it expires by TTL
+                        await store.close_stream(*noted)
+                return internal_error(request_id, spec.name)
+            return None
+
+        return detach
+
+    async def _background_event(self, raw: Mapping[str, Any], context: Any) -> HttpReply:
+        """An asynchronous invocation that a MESSAGE invocation started: the action runs here,
+        and every frame it sends is posted (no caller waits for this invocation's answer)."""
+        function_arn = getattr(context, "invoked_function_arn", None)
+        try:
+            event = read_event(unseal(raw, function_arn, signing_key()))
+        except Forged as exc:
+            logger.warning("refused a background invocation (403): %s", exc)
+            return FORBIDDEN
+        except InvalidEvent as exc:  # sealed here, so only by another version of the app
+            logger.warning("refused a malformed background invocation (400): %s", exc)
+            return BAD_EVENT
+        self.owner.gateway.learn_endpoint(event.request_context)
+        conn = self.connection(event)
+        frame = await self._dispatch(conn, event.body or "", self._poster(conn), None, noted=True)
         if frame is None:
             return OK
-        if self.owner.route_responses:
-            return HttpReply(200, frame)
         return await self._post_reply(conn.connection_id, frame)
 
     async def _post_reply(self, connection_id: str, frame: str) -> HttpReply:

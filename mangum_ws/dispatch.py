@@ -16,6 +16,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from .background import Detach, Run
 from .connection import Connection
 from .errors import ActionError
 from .limits import MAX_ERROR_BYTES, MAX_ERROR_DETAILS, MAX_ID_CHARS, MAX_JSON_DEPTH, fits
@@ -86,11 +87,17 @@ def parse(body: str | None) -> dict[str, Any] | str:
 
 
 async def dispatch(
-    registry: Registry, body: str | None, conn: Connection, streams: StreamSupport | None = None
+    registry: Registry,
+    body: str | None,
+    conn: Connection,
+    streams: StreamSupport | None = None,
+    detach: Detach | None = None,
 ) -> str | None:
     """Handle one message; return the frame for the caller, or None when there is nothing to say.
 
-    A stream sends its chunks through ``streams.send`` and returns the frame that ends it.
+    A stream sends its chunks through ``streams.send`` and returns the frame that ends it. A
+    background action, once its input is valid, is handed to ``detach`` (without one, it runs
+    here: the invocation that ``detach`` started on Lambda).
     """
     message = parse(body)
     if isinstance(message, str):
@@ -112,15 +119,33 @@ async def dispatch(
     spec = registry.routes.get(conn.route_key) if conn.route_key[:1] != "$" else None
     if spec is None and isinstance(action, str):
         spec = registry.actions.get(action) or registry.routes.get(action)
-    name = spec.name if spec is not None else wire_name(action)
+    if spec is None:
+        return await guarded(
+            functools.partial(unclaimed, registry, message, request_id, action, conn),
+            conn,
+            request_id,
+            wire_name(action),
+            "on_message hook",
+        )
+    data = message.get("data", {})
+    return await guarded(
+        functools.partial(run_action, spec, data, request_id, conn, streams, detach),
+        conn,
+        request_id,
+        spec.name,
+    )
+
+
+async def guarded(
+    run: Run, conn: Connection, request_id: str | None, name: str | None, what: str | None = None
+) -> str | None:
+    """``run()``'s frame, or internal_error when it raised or its frame is over 128 KB."""
     try:
-        if spec is not None:
-            frame = await run_action(spec, message.get("data", {}), request_id, conn, streams)
-        else:
-            frame = await unclaimed(registry, message, request_id, action, conn)
+        frame = await run()
     except Exception:
-        what = f"action {name!r}" if spec is not None else "on_message hook"
-        logger.exception("%s failed for connection %s", what, conn.connection_id)
+        logger.exception(
+            "%s failed for connection %s", what or f"action {name!r}", conn.connection_id
+        )
         return internal_error(request_id, name)
     if frame is not None and not fits(frame):
         logger.error(
@@ -187,6 +212,7 @@ async def run_action(
     request_id: str | None,
     conn: Connection,
     streams: StreamSupport | None = None,
+    detach: Detach | None = None,
 ) -> str | None:
     kwargs: dict[str, Any] = {}
     if spec.input_adapter is not None and spec.input_param is not None:
@@ -196,13 +222,30 @@ async def run_action(
             return invalid_input(spec, exc, request_id)
     if spec.connection_param is not None:
         kwargs[spec.connection_param] = conn
+    if spec.stream and request_id is None:
+        return error_frame(
+            ErrorCode.BAD_REQUEST,
+            f"{spec.name!r} is a stream: call it with an 'id'",
+            action=spec.name,
+        )
+    if spec.background and detach is not None:
+        run = functools.partial(execute, spec, kwargs, request_id, conn, streams)
+        return await detach(
+            spec, request_id, functools.partial(guarded, run, conn, request_id, spec.name)
+        )
+    return await execute(spec, kwargs, request_id, conn, streams)
+
+
+async def execute(
+    spec: ActionSpec,
+    kwargs: dict[str, Any],
+    request_id: str | None,
+    conn: Connection,
+    streams: StreamSupport | None,
+) -> str | None:
+    """Run the action with its validated arguments; return its final frame."""
     if spec.stream:
-        if request_id is None:
-            return error_frame(
-                ErrorCode.BAD_REQUEST,
-                f"{spec.name!r} is a stream: call it with an 'id'",
-                action=spec.name,
-            )
+        assert request_id is not None  # run_action refused a stream without an id
         if streams is None:  # only a direct call of dispatch() lacks them
             raise RuntimeError("a stream needs somewhere to send its chunks")
         return await run_stream(spec, kwargs, request_id, conn, streams)

@@ -39,7 +39,7 @@ class InternalRoute(Mount):
 
     async def answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         invocation: Invocation = scope[INVOCATION_KEY]
-        reply = await self.owner.core.lambda_event(invocation.event)
+        reply = await self.owner.core.lambda_event(invocation.event, invocation.context)
         headers = (
             []
             if reply.subprotocol is None

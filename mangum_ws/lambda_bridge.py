@@ -1,7 +1,8 @@
 """The Mangum custom handler: API Gateway WebSocket events in, the event core's answer out.
 
 Mangum runs the FastAPI app with the scope this handler builds: a POST to
-``/internal/websocket/{connect,disconnect,sendmessage}/{id}`` carrying an :class:`Invocation`.
+``/internal/websocket/{connect,disconnect,sendmessage}/{id}`` (or ``.../background`` for the
+asynchronous invocation that runs a background action) carrying an :class:`Invocation`.
 Only this handler can put that object in a scope, and the internal route matches nothing
 else (internal_routes.py), so no HTTP request can act as a connection.
 """
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, LambdaHandler, Response, Scope
 
+from .background import is_background
 from .events import claims
 
 if TYPE_CHECKING:
@@ -30,7 +32,10 @@ class Invocation(NamedTuple):
     context: LambdaContext
 
 
-def _path(request_context: dict[str, Any]) -> str:
+def _path(event: LambdaEvent) -> str:
+    if is_background(event):
+        return f"{INTERNAL_PREFIX}/background"
+    request_context = event["requestContext"]
     event_type = request_context.get("eventType")
     kind = _PATHS.get(event_type, "invalid") if isinstance(event_type, str) else "invalid"
     connection_id = request_context.get("connectionId")
@@ -51,8 +56,9 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
         @classmethod
         def infer(cls, event: LambdaEvent, context: LambdaContext, config: LambdaConfig) -> bool:
             # Claimed on eventType alone: a malformed WebSocket event is answered with a 400
-            # by the core, not passed on to a handler that would misread it.
-            return claims(event)
+            # by the core, not passed on to a handler that would misread it. So is anything
+            # that claims to be a background invocation: a forged one is answered with a 403.
+            return claims(event) or is_background(event)
 
         def __init__(
             self, event: LambdaEvent, context: LambdaContext, config: LambdaConfig
@@ -67,7 +73,9 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
 
         @property
         def scope(self) -> Scope:
-            request_context = self.event["requestContext"]
+            request_context = self.event.get("requestContext")
+            if not isinstance(request_context, dict):  # a background invocation's payload
+                request_context = {}
             domain = request_context.get("domainName")
             identity = request_context.get("identity")
             source_ip = identity.get("sourceIp") if isinstance(identity, dict) else None
@@ -76,7 +84,7 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
                 "http_version": "1.1",
                 "method": "POST",
                 "headers": [[b"content-type", b"application/json"]],
-                "path": _path(request_context),
+                "path": _path(self.event),
                 "raw_path": None,
                 "root_path": "",
                 "scheme": "https",

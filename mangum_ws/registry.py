@@ -104,6 +104,9 @@ class ActionSpec(NamedTuple):
     description: str | None = None
     # An async generator: each value it yields is a chunk (output_type describes a chunk).
     stream: bool = False
+    # Runs past the MESSAGE invocation: on Lambda in an asynchronous invocation of the same
+    # function, in-process as a task of its own (background.py).
+    background: bool = False
 
     @classmethod
     def read(
@@ -114,6 +117,7 @@ class ActionSpec(NamedTuple):
         route: str | None,
         input: Any = None,
         output: Any = None,
+        background: bool = False,
     ) -> ActionSpec:
         what = f"action {name!r} ({getattr(func, '__qualname__', func)!r})"
         hints = _hints(func, what)
@@ -167,6 +171,7 @@ class ActionSpec(NamedTuple):
             route=route,
             description=inspect.getdoc(func),
             stream=stream,
+            background=background,
         )
 
 

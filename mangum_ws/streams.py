@@ -86,7 +86,10 @@ class StreamSupport(NamedTuple):
     store: ConnectionStore
     # Called when a message turns out to be a stream: a socket path frees the message's slot,
     # since a stream lives long and the next message may be the $cancel that stops it.
-    detach: Callable[[], None] = lambda: None
+    release: Callable[[], None] = lambda: None
+    # The stream is in the store already: a background invocation's, noted by the MESSAGE
+    # invocation that launched it, so that a $cancel overtaking the launch finds it.
+    noted: bool = False
 
 
 async def cancel(support: StreamSupport, conn: Connection, stream_id: Any) -> str | None:
@@ -149,6 +152,10 @@ async def _pump(
     return result_frame(stream_id, spec.name, None)
 
 
+def _cancelled(spec: ActionSpec, stream_id: str) -> str:
+    return error_frame(ErrorCode.CANCELLED, "cancelled", request_id=stream_id, action=spec.name)
+
+
 async def run_stream(
     spec: ActionSpec,
     kwargs: dict[str, Any],
@@ -166,8 +173,12 @@ async def run_stream(
             request_id=stream_id,
             action=spec.name,
         )
-    support.detach()
-    await support.store.open_stream(*key)
+    support.release()
+    if not support.noted:
+        await support.store.open_stream(*key)
+    elif await support.store.stream_cancelled(*key):  # before it started
+        await support.store.close_stream(*key)
+        return _cancelled(spec, stream_id)
     pump = asyncio.ensure_future(_pump(spec, spec.func(**kwargs), stream_id, support.send))
     support.running.add(key, pump)
     watcher = asyncio.ensure_future(_watch_store(support.store, key, support.running))
@@ -175,9 +186,7 @@ async def run_stream(
         return await pump
     except asyncio.CancelledError:
         if support.running.discard(key):  # cancelled by a $cancel, not by the server
-            return error_frame(
-                ErrorCode.CANCELLED, "cancelled", request_id=stream_id, action=spec.name
-            )
+            return _cancelled(spec, stream_id)
         raise
     finally:
         watcher.cancel()

@@ -14,7 +14,7 @@ import pytest
 from mangum_ws import DynamoDBStore
 from tests.support.dynamodb import fresh_store
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
-from tests.support.loops import run_on_mangums_loop, start_on_a_loop_of_its_own
+from tests.support.loops import invoke_in_thread, run_on_mangums_loop
 from tests.support.management_api import ManagementApi
 from tests.support.modules import load_demo
 
@@ -101,7 +101,7 @@ def test_a_stop_handled_by_the_other_instance_ends_the_streamed_reply(
     words = a.reply_words("hi")
     invoke(a, connect_event(ALICE))
     ask = message_event(action("assistant.reply", {"prompt": "hi"}), ALICE)
-    streaming, answers = start_on_a_loop_of_its_own(lambda: a.handler(ask, FakeLambdaContext()))
+    streaming, answers = invoke_in_thread(a.handler, ask, FakeLambdaContext())
     deadline = time.monotonic() + 10
     while len(mgmt_api.received(ALICE)) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)

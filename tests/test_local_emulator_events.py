@@ -309,11 +309,10 @@ def test_frames_over_32_kb_close_1009(
 def test_a_socket_torn_down_without_a_close_frame_still_gets_disconnect(
     gateway: LocalApiGateway, recorder: Recorder
 ) -> None:
-    client = connect(gateway.ws_url)
-    recorder.wait_for("CONNECT")
-    client.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the TCP connection just ends
-    client.socket.close()
-    event = recorder.wait_for("DISCONNECT")[0]
+    with connect(gateway.ws_url) as client:
+        recorder.wait_for("CONNECT")
+        client.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the TCP connection just ends
+        event = recorder.wait_for("DISCONNECT")[0]
     assert event["requestContext"]["disconnectStatusCode"] == 1006
     assert not gateway.connections
 

@@ -73,6 +73,23 @@ def test_a_bare_machine_gets_a_region_placeholder_credentials_and_lambdas_variab
     assert env["LAMBDA_TASK_ROOT"] == str(Path("examples").resolve())
     for name, value in PLACEHOLDER_CREDENTIALS.items():
         assert env[name] == value
+    assert "AWS_ENDPOINT_URL_LAMBDA" not in env  # only given the emulator's own endpoint
+
+
+def test_background_actions_reach_the_emulators_invoke_api_with_a_key_of_their_own(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = lambda_environment("demochat.handler", "examples", lambda_endpoint="http://127.0.0.1:9")
+    assert env["AWS_ENDPOINT_URL_LAMBDA"] == "http://127.0.0.1:9"
+    key = env["MANGUM_WS_BACKGROUND_KEY"]
+    assert len(key) >= 32
+    assert lambda_environment("m.h", ".")["MANGUM_WS_BACKGROUND_KEY"] != key  # fresh each run
+    # As for every other variable, what this machine sets stays.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", "http://elsewhere")
+    monkeypatch.setenv("MANGUM_WS_BACKGROUND_KEY", "mine")
+    env = lambda_environment("m.h", ".", lambda_endpoint="http://127.0.0.1:9")
+    assert "AWS_ENDPOINT_URL_LAMBDA" not in env
+    assert "MANGUM_WS_BACKGROUND_KEY" not in env
 
 
 def test_the_instance_metadata_service_is_never_asked(

@@ -296,10 +296,9 @@ def test_mount_gets_the_frame_rule_from_the_emulators_uvicorn_protocol() -> None
                 recv(client)
         assert info.value.rcvd is not None
         assert info.value.rcvd.code == 1009
-        dropped = connect(f"ws://{address}/?token=t&name=m")
-        dropped.socket.shutdown(socket.SHUT_RDWR)
-        dropped.socket.close()
-        deadline = time.monotonic() + 5
-        while len(seen.disconnect_codes) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        with connect(f"ws://{address}/?token=t&name=m") as dropped:
+            dropped.socket.shutdown(socket.SHUT_RDWR)  # no close frame
+            deadline = time.monotonic() + 5
+            while len(seen.disconnect_codes) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
     assert seen.disconnect_codes == [1009, 1006]

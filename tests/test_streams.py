@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ from mangum_ws import ActionError, ConnectionStore, MangumWS, RegistrationError
 from mangum_ws.local import LocalApiGateway
 from tests.support.dynamodb import fresh_store
 from tests.support.events import FakeLambdaContext, connect_event, message_event
-from tests.support.loops import start_on_a_loop_of_its_own
+from tests.support.loops import invoke_in_thread
 from tests.support.management_api import ManagementApi
 from tests.support.server import free_port, serve
 
@@ -109,9 +109,11 @@ def frames_until_end(client: ClientConnection, stream_id: str) -> list[dict[str,
 
 
 @contextmanager
-def mounted(finished: list[str]) -> Iterator[str]:
+def mounted(
+    finished: list[str], build: Callable[[MangumWS, list[str]], FastAPI] = stream_app
+) -> Iterator[str]:
     ws = MangumWS()
-    app = stream_app(ws, finished)
+    app = build(ws, finished)
     ws.mount(app)
     with serve(app) as address:
         yield f"ws://{address}/"
@@ -255,7 +257,7 @@ def test_on_lambda_a_cancel_in_another_instance_stops_the_stream_through_the_sto
     cid = "L0SM9cOFvHcCIhw="
     assert first(connect_event(cid), FakeLambdaContext())["statusCode"] == 200
     event = message_event({"action": "forever", "id": "s"}, cid)
-    streaming, answers = start_on_a_loop_of_its_own(lambda: first(event, FakeLambdaContext()))
+    streaming, answers = invoke_in_thread(first, event, FakeLambdaContext())
     deadline = time.monotonic() + 10
     while not mgmt_api.received(cid) and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -4,12 +4,21 @@ The WebSocket API routes ``$connect``, ``$disconnect``, ``$default`` and one rou
 route key (``@ws.action(..., route=...)``) to one Lambda; with ``route_responses`` the message
 routes are two-way. A DynamoDB table with TTL holds the connections and topics, and the function
 may call ``execute-api:ManageConnections`` on its own API only.
+
+When an action runs in the background (``@ws.action(..., background=True)``), and only then,
+the function may also invoke itself (``lambda:InvokeFunction`` on its own ARN, in a policy of
+its own: inside the function's ``Policies`` the reference would be circular), gets the key
+that seals those invocations from a generated secret (``MANGUM_WS_BACKGROUND_KEY``), a timeout
+of 900 s unless one is given, and no retries of asynchronous invocations (a retry would run the
+action again and repeat frames the client already has).
 """
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
+
+from ..background import KEY_VARIABLE
 
 if TYPE_CHECKING:
     from ..app import MangumWS
@@ -29,8 +38,11 @@ def sam_template(
     code_uri: str = ".",
     runtime: str = "python3.12",
     memory_size: int = 512,
-    timeout: int = 30,
+    timeout: int | None = None,
 ) -> dict[str, Any]:
+    background = any(spec.background for spec in ws.registry.actions.values())
+    if timeout is None:  # background actions are there to run past API Gateway's 29 s
+        timeout = 900 if background else 30
     route_keys = ["$connect", "$disconnect", "$default", *sorted(ws.registry.routes)]
     resources: dict[str, Any] = {
         "ConnectionsTable": {
@@ -138,6 +150,8 @@ def sam_template(
             ],
         },
     }
+    if background:
+        _run_in_background(resources)
     resources["InvokePermission"] = {
         "Type": "AWS::Lambda::Permission",
         "Properties": {
@@ -164,5 +178,45 @@ def sam_template(
                 }
             },
             "ConnectionsTableName": {"Value": {"Ref": "ConnectionsTable"}},
+        },
+    }
+
+
+def _run_in_background(resources: dict[str, Any]) -> None:
+    function = resources["WebSocketFunction"]["Properties"]
+    resources["BackgroundKey"] = {
+        "Type": "AWS::SecretsManager::Secret",
+        "Properties": {
+            "Description": "seals the function's invocations of itself (mangum-ws background "
+            "actions)",
+            "GenerateSecretString": {"PasswordLength": 64, "ExcludePunctuation": True},
+        },
+    }
+    function["Environment"]["Variables"][KEY_VARIABLE] = {
+        "Fn::Sub": "{{resolve:secretsmanager:${BackgroundKey}:SecretString}}"
+    }
+    function["EventInvokeConfig"] = {
+        "MaximumRetryAttempts": 0,
+        # API Gateway closes every connection within 2 h: older events have no one to answer.
+        "MaximumEventAgeInSeconds": 7200,
+    }
+    resources["BackgroundInvokePolicy"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "invoke-itself",
+            "Roles": [{"Ref": "WebSocketFunctionRole"}],  # the role SAM makes for the function
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "lambda:InvokeFunction",
+                        "Resource": [
+                            {"Fn::GetAtt": ["WebSocketFunction", "Arn"]},
+                            {"Fn::Sub": "${WebSocketFunction.Arn}:*"},
+                        ],
+                    }
+                ],
+            },
         },
     }

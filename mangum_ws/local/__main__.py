@@ -103,9 +103,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--concurrency must be at least 1")
 
     module_name, _, attribute = args.target.partition(":")
-    environment = lambda_environment(f"{module_name}.{attribute}", args.app_dir)
-    os.environ.update(environment)
     sock = bind(args.host, args.port, "--port {port}")
+    environment = lambda_environment(
+        f"{module_name}.{attribute}",
+        args.app_dir,
+        lambda_endpoint=f"http://{_loopback(args.host)}:{sock.getsockname()[1]}",
+    )
+    os.environ.update(environment)
     handler = load(args.target, args.app_dir)
     settings = GatewaySettings(
         stage=args.stage,
@@ -127,6 +131,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Management API:  {gateway.url}  (APIGW_MANAGEMENT_URL)", flush=True)
 
     gateway.serve_forever(on_ready=ready)
+
+
+def _loopback(host: str) -> str:
+    """Where this machine reaches a server listening on ``host``."""
+    return "127.0.0.1" if host in ("", "0.0.0.0") else host
 
 
 def describe(environment: dict[str, str]) -> str:

@@ -1,5 +1,6 @@
-"""The emulated API Gateway: WebSocket upgrades and frames in, Lambda events out, and the
-@connections management API that the Lambda calls back into over HTTP."""
+"""The emulated API Gateway: WebSocket upgrades and frames in, Lambda events out, the
+@connections management API that the Lambda calls back into over HTTP, and the Lambda Invoke
+API for the function behind it (a background action's asynchronous invocation)."""
 
 from __future__ import annotations
 
@@ -96,8 +97,12 @@ class LocalApiGatewayApp:
                         f"/{stage}/@connections/{{connection_id}}",
                     )
                 ),
+                Route(
+                    "/2015-03-31/functions/{function}/invocations", self.invoke, methods=["POST"]
+                ),
             ],
         )
+        self._async_invocations: set[asyncio.Task[None]] = set()
 
     # The WebSocket side --------------------------------------------------------------------
 
@@ -239,5 +244,58 @@ class LocalApiGatewayApp:
         await live.close(*DELETED)
         return Response(status_code=204)
 
+    # The Lambda Invoke API ------------------------------------------------------------------
+
+    async def invoke(self, request: Request) -> Response:
+        """Lambda's Invoke for the one function here: ``Event`` answers 202 and runs it in the
+        runtime like any invocation, ``RequestResponse`` answers with what it returned."""
+        function = request.path_params["function"]
+        if _function_name(function) != self.runtime.function_name:
+            return _error(404, "ResourceNotFoundException", f"Function not found: {function[:256]}")
+        kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
+        if kind not in ("Event", "RequestResponse", "DryRun"):
+            return _error(400, "InvalidParameterValueException", f"bad invocation type {kind}")
+        body = await request.body()
+        limit = MAX_EVENT_PAYLOAD_BYTES if kind == "Event" else MAX_PAYLOAD_BYTES
+        if len(body) > limit:
+            return _error(413, "RequestEntityTooLargeException", f"payload over {limit} bytes")
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            return _error(400, "InvalidRequestContentException", "could not parse the payload")
+        if kind == "DryRun":
+            return Response(status_code=204)
+        if kind == "Event":
+            task = asyncio.create_task(self._invoke_async(payload))
+            self._async_invocations.add(task)
+            task.add_done_callback(self._async_invocations.discard)
+            return Response(status_code=202)
+        try:
+            result = await self.runtime.invoke(payload)
+        except InvocationFailed as exc:
+            return JSONResponse(
+                {"errorMessage": str(exc), "errorType": "Unhandled"},
+                headers={"x-amz-function-error": "Unhandled"},
+            )
+        return JSONResponse(result)
+
+    async def _invoke_async(self, payload: Any) -> None:
+        # A failure is logged by the runtime and the event dropped, as Lambda does without
+        # retries; a RuntimeError means the emulator is shutting down.
+        with contextlib.suppress(InvocationFailed, RuntimeError):
+            await self.runtime.invoke(payload)
+
     def close(self) -> None:
         self.runtime.close()
+
+
+# Lambda's payload limits: 1 MB for an asynchronous invocation, 6 MB for a synchronous one.
+MAX_EVENT_PAYLOAD_BYTES = 1024 * 1024
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+
+def _function_name(function: str) -> str:
+    """The name in ``name``, ``arn:aws:lambda:REGION:ACCOUNT:function:name[:qualifier]`` or
+    ``ACCOUNT:function:name``."""
+    _, found, rest = function.partition("function:")
+    return (rest if found else function).split(":")[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sys
 import time
 import uuid
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..background import KEY_VARIABLE
 
 logger = logging.getLogger("mangum_ws.local")
 
@@ -72,8 +75,13 @@ def lambda_environment(
     *,
     function_name: str = FUNCTION_NAME,
     memory_mb: int = MEMORY_MB,
+    lambda_endpoint: str | None = None,
 ) -> dict[str, str]:
     """The variables Lambda's runtime sets for a function that this process does not have yet.
+
+    Two more make background actions run as on AWS: ``AWS_ENDPOINT_URL_LAMBDA`` (botocore's
+    endpoint for Lambda) is ``lambda_endpoint``, the emulator's own Invoke API, and
+    ``MANGUM_WS_BACKGROUND_KEY`` a fresh random key, as the SAM template's secret is on AWS.
 
     The emulator runs the handler in its own process, so these go into ``os.environ`` (the
     CLI does it before importing the handler, as Lambda does). Nothing already set is
@@ -94,7 +102,10 @@ def lambda_environment(
         "AWS_LAMBDA_LOG_STREAM_NAME": LOG_STREAM_NAME,
         "LAMBDA_TASK_ROOT": os.path.abspath(task_root),
         "_HANDLER": handler,
+        KEY_VARIABLE: secrets.token_urlsafe(32),
     }
+    if lambda_endpoint is not None:
+        wanted["AWS_ENDPOINT_URL_LAMBDA"] = lambda_endpoint
     missing = {name: value for name, value in wanted.items() if name not in os.environ}
     if not has_credentials():
         missing.update(PLACEHOLDER_CREDENTIALS)

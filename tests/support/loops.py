@@ -16,20 +16,22 @@ def run_on_mangums_loop(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
 
 
-def start_on_a_loop_of_its_own(call: Callable[[], T]) -> tuple[threading.Thread, list[T]]:
-    """Start ``call`` in a thread with an event loop of its own, as a second Lambda process runs
-    Mangum; the list gets what it returns, once the thread is joined."""
-    returned: list[T] = []
+def invoke_in_thread(
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]], event: dict[str, Any], context: Any
+) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """Start one invocation in a thread with an event loop of its own, as another Lambda
+    process runs it; returns the thread and the list its answer is appended to."""
+    answers: list[dict[str, Any]] = []
 
-    def run() -> None:
+    def invoke() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            returned.append(call())
+            answers.append(handler(event, context))
         finally:
             asyncio.set_event_loop(None)
             loop.close()
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=invoke)
     thread.start()
-    return thread, returned
+    return thread, answers

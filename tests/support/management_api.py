@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
+from tests.support.server import in_thread
+
 # The absolute form (``POST http://host/stage/@connections/id``) is what a client sends to an
 # HTTP proxy: accepting it lets the stand-in play the proxy too (tests of HTTP_PROXY).
 _PATH = re.compile(r"^(?:https?://[^/]+)?(?:/[^/@]+)?/@connections/(?P<id>[^/?]+)$")
@@ -138,11 +140,5 @@ def management_api(tls: ssl.SSLContext | None = None) -> Iterator[ManagementApi]
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
     api.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with in_thread(server):
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
