@@ -84,7 +84,10 @@ def test_ten_thousand_sends_are_all_accounted_for(mgmt_api: ManagementApi) -> No
     assert always_500.count(4) >= 0.95 * len(always_500)
     assert {mgmt_api.attempts[c] for c in ids if kind(c) in (0, 1)} == {1}
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f}s in {elapsed:.1f}s"
+    # A send that blocked the loop would leave one gap as long as the whole send; a busy
+    # machine (CI, GIL shared with 32 workers) stretches gaps, but never to a fifth of it.
+    limit = max(0.5, elapsed / 5)
+    assert max(gaps) < limit, f"the event loop stalled for {max(gaps):.2f}s in {elapsed:.1f}s"
 
 
 def test_send_raises_naming_failed_ids_but_reports_gone_separately(
