@@ -98,8 +98,6 @@ def make_socket_endpoint(
             return
 
         connection_id = peer.connection_id
-        await websocket.accept(subprotocol=verdict.subprotocol)
-        sockets.register(connection_id, websocket)
         # asyncio primitives rather than anyio's: these run once per message, and anyio's
         # semaphore and task group each add a trip through the event loop (measured: ~1/3 of
         # the round-trip time of a small action).
@@ -137,6 +135,11 @@ def make_socket_endpoint(
 
         ended = Closing(1006, "")
         try:
+            try:
+                await websocket.accept(subprotocol=verdict.subprotocol)
+            except OSError:  # the client left while $connect ran: it still gets $disconnect
+                return
+            sockets.register(connection_id, websocket)
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":

@@ -155,11 +155,14 @@ class LocalApiGatewayApp:
             await self._refuse(websocket, status, str(result.get("body") or ""))
             return
         answer_headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
-        await websocket.accept(subprotocol=answer_headers.get("sec-websocket-protocol"))
         live = LiveConnection(peer, websocket)
-        self.connections[peer.connection_id] = live
         ended = Closing(1006, "")
         try:
+            try:
+                await websocket.accept(subprotocol=answer_headers.get("sec-websocket-protocol"))
+            except OSError:  # the client left while $connect ran: it still gets $disconnect
+                return
+            self.connections[peer.connection_id] = live
             async with anyio.create_task_group() as invocations:
                 ended = await self._pump(live, stage, invocations)
         finally:
