@@ -161,10 +161,14 @@ def make_socket_endpoint(
         finally:
             sockets.unregister(connection_id)
             with anyio.CancelScope(shield=True):
-                # Like API Gateway, messages already received are still handled.
-                await asyncio.gather(*running, return_exceptions=True)
+                # Like API Gateway, messages already received are still handled: every slot
+                # back. Streams gave theirs back and do not hold $disconnect up (on AWS it is
+                # an invocation of its own); they end at their next chunk, the socket gone.
+                for _ in range(MAX_IN_FLIGHT):
+                    await in_flight.acquire()
                 farewell = disconnect_event(peer, stage, ended.code, ended.reason, {"Host": host})
                 await core.disconnect(connection(farewell))
+            await asyncio.gather(*running, return_exceptions=True)
 
     return endpoint
 

@@ -157,25 +157,27 @@ class LocalApiGatewayApp:
         answer_headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
         live = LiveConnection(peer, websocket)
         ended = Closing(1006, "")
-        try:
+        # MESSAGE invocations still running when the socket ends do not hold $disconnect up (on
+        # AWS it is an invocation of its own): the task group waits for them after it.
+        async with anyio.create_task_group() as invocations:
             try:
-                await websocket.accept(subprotocol=answer_headers.get("sec-websocket-protocol"))
-            except OSError:  # the client left while $connect ran: it still gets $disconnect
-                return
-            self.connections[peer.connection_id] = live
-            async with anyio.create_task_group() as invocations:
+                try:
+                    await websocket.accept(subprotocol=answer_headers.get("sec-websocket-protocol"))
+                except OSError:  # the client left while $connect ran: it still gets $disconnect
+                    return
+                self.connections[peer.connection_id] = live
                 ended = await self._pump(live, stage, invocations)
-        finally:
-            # $disconnect follows every $connect that succeeded, whatever ended the socket.
-            self.connections.pop(peer.connection_id, None)
-            if live.closed_by_server is not None:
-                ended = live.closed_by_server
-            event = disconnect_event(
-                peer, stage, ended.code, ended.reason, {"Host": stage.domain_name}
-            )
-            with anyio.CancelScope(shield=True), contextlib.suppress(InvocationFailed):
-                # A failure is logged by the runtime; $disconnect is best-effort on AWS too.
-                await self.runtime.invoke(event)
+            finally:
+                # $disconnect follows every $connect that succeeded, whatever ended the socket.
+                self.connections.pop(peer.connection_id, None)
+                if live.closed_by_server is not None:
+                    ended = live.closed_by_server
+                event = disconnect_event(
+                    peer, stage, ended.code, ended.reason, {"Host": stage.domain_name}
+                )
+                with anyio.CancelScope(shield=True), contextlib.suppress(InvocationFailed):
+                    # A failure is logged by the runtime; $disconnect is best-effort on AWS too.
+                    await self.runtime.invoke(event)
 
     async def _pump(
         self, live: LiveConnection, stage: Stage, invocations: anyio.abc.TaskGroup
