@@ -254,6 +254,13 @@ class LocalApiGatewayApp:
     async def invoke(self, request: Request) -> Response:
         """Lambda's Invoke for the one function here: ``Event`` answers 202 and runs it in the
         runtime like any invocation, ``RequestResponse`` answers with what it returned."""
+        # No signature is checked (any credentials do), but one must be there, as on AWS: a
+        # web page cannot send an Authorization header cross-origin without a CORS preflight,
+        # which this API never answers, so no page the developer opens can invoke the function.
+        if not request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
+            return _error(
+                403, "MissingAuthenticationTokenException", "Missing Authentication Token"
+            )
         function = request.path_params["function"]
         if _function_name(function) != self.runtime.function_name:
             return _error(404, "ResourceNotFoundException", f"Function not found: {function[:256]}")
