@@ -115,7 +115,8 @@ async def dispatch(
     if action == KEEPALIVE:
         return None  # the generated clients' idle-timeout guard: read, and not answered
     if action == CANCEL and streams is not None:
-        return await cancel(streams, conn, request_id)
+        run = functools.partial(cancel, streams, conn, request_id)
+        return await guarded(run, conn, request_id, CANCEL, "$cancel")
     spec = registry.routes.get(conn.route_key) if conn.route_key[:1] != "$" else None
     if spec is None and isinstance(action, str):
         spec = registry.actions.get(action) or registry.routes.get(action)

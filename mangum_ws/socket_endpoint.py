@@ -98,8 +98,6 @@ def make_socket_endpoint(
             return
 
         connection_id = peer.connection_id
-        await websocket.accept(subprotocol=verdict.subprotocol)
-        sockets.register(connection_id, websocket)
         # asyncio primitives rather than anyio's: these run once per message, and anyio's
         # semaphore and task group each add a trip through the event loop (measured: ~1/3 of
         # the round-trip time of a small action).
@@ -137,6 +135,11 @@ def make_socket_endpoint(
 
         ended = Closing(1006, "")
         try:
+            try:
+                await websocket.accept(subprotocol=verdict.subprotocol)
+            except OSError:  # the client left while $connect ran: it still gets $disconnect
+                return
+            sockets.register(connection_id, websocket)
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
@@ -158,10 +161,14 @@ def make_socket_endpoint(
         finally:
             sockets.unregister(connection_id)
             with anyio.CancelScope(shield=True):
-                # Like API Gateway, messages already received are still handled.
-                await asyncio.gather(*running, return_exceptions=True)
+                # Like API Gateway, messages already received are still handled: every slot
+                # back. Streams gave theirs back and do not hold $disconnect up (on AWS it is
+                # an invocation of its own); they end at their next chunk, the socket gone.
+                for _ in range(MAX_IN_FLIGHT):
+                    await in_flight.acquire()
                 farewell = disconnect_event(peer, stage, ended.code, ended.reason, {"Host": host})
                 await core.disconnect(connection(farewell))
+            await asyncio.gather(*running, return_exceptions=True)
 
     return endpoint
 

@@ -112,7 +112,12 @@ async def cancel(support: StreamSupport, conn: Connection, stream_id: Any) -> st
 async def _watch_store(store: ConnectionStore, key: StreamKey, running: RunningStreams) -> None:
     while True:
         await asyncio.sleep(CANCEL_POLL_SECONDS)
-        if await store.stream_cancelled(*key):
+        try:
+            cancelled = await store.stream_cancelled(*key)
+        except Exception as exc:  # throttled, say: the next read may do; the stream goes on
+            logger.warning("could not read whether stream %r was cancelled: %r", key[1], exc)
+            continue
+        if cancelled:
             running.cancel(key)
             return
 

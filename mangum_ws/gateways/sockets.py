@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..errors import ConnectionGone
 from ..limits import DELETED, Closing
@@ -67,7 +67,8 @@ class SocketGateway:
                 raise ConnectionGone(connection_id)
             try:
                 await socket.websocket.send_text(text)
-            except (OSError, RuntimeError) as exc:  # closed under our feet
+            # closed under our feet (Starlette turns the server's OSError into WebSocketDisconnect)
+            except (OSError, RuntimeError, WebSocketDisconnect) as exc:
                 self.unregister(connection_id)
                 raise ConnectionGone(connection_id) from exc
 

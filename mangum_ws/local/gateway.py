@@ -155,24 +155,29 @@ class LocalApiGatewayApp:
             await self._refuse(websocket, status, str(result.get("body") or ""))
             return
         answer_headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
-        await websocket.accept(subprotocol=answer_headers.get("sec-websocket-protocol"))
         live = LiveConnection(peer, websocket)
-        self.connections[peer.connection_id] = live
         ended = Closing(1006, "")
-        try:
-            async with anyio.create_task_group() as invocations:
+        # MESSAGE invocations still running when the socket ends do not hold $disconnect up (on
+        # AWS it is an invocation of its own): the task group waits for them after it.
+        async with anyio.create_task_group() as invocations:
+            try:
+                try:
+                    await websocket.accept(subprotocol=answer_headers.get("sec-websocket-protocol"))
+                except OSError:  # the client left while $connect ran: it still gets $disconnect
+                    return
+                self.connections[peer.connection_id] = live
                 ended = await self._pump(live, stage, invocations)
-        finally:
-            # $disconnect follows every $connect that succeeded, whatever ended the socket.
-            self.connections.pop(peer.connection_id, None)
-            if live.closed_by_server is not None:
-                ended = live.closed_by_server
-            event = disconnect_event(
-                peer, stage, ended.code, ended.reason, {"Host": stage.domain_name}
-            )
-            with anyio.CancelScope(shield=True), contextlib.suppress(InvocationFailed):
-                # A failure is logged by the runtime; $disconnect is best-effort on AWS too.
-                await self.runtime.invoke(event)
+            finally:
+                # $disconnect follows every $connect that succeeded, whatever ended the socket.
+                self.connections.pop(peer.connection_id, None)
+                if live.closed_by_server is not None:
+                    ended = live.closed_by_server
+                event = disconnect_event(
+                    peer, stage, ended.code, ended.reason, {"Host": stage.domain_name}
+                )
+                with anyio.CancelScope(shield=True), contextlib.suppress(InvocationFailed):
+                    # A failure is logged by the runtime; $disconnect is best-effort on AWS too.
+                    await self.runtime.invoke(event)
 
     async def _pump(
         self, live: LiveConnection, stage: Stage, invocations: anyio.abc.TaskGroup
@@ -249,6 +254,13 @@ class LocalApiGatewayApp:
     async def invoke(self, request: Request) -> Response:
         """Lambda's Invoke for the one function here: ``Event`` answers 202 and runs it in the
         runtime like any invocation, ``RequestResponse`` answers with what it returned."""
+        # No signature is checked (any credentials do), but one must be there, as on AWS: a
+        # web page cannot send an Authorization header cross-origin without a CORS preflight,
+        # which this API never answers, so no page the developer opens can invoke the function.
+        if not request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
+            return _error(
+                403, "MissingAuthenticationTokenException", "Missing Authentication Token"
+            )
         function = request.path_params["function"]
         if _function_name(function) != self.runtime.function_name:
             return _error(404, "ResourceNotFoundException", f"Function not found: {function[:256]}")

@@ -16,7 +16,10 @@ class InMemoryStore:
         self._connections: dict[str, ConnectionRecord] = {}
         self._topics: dict[str, set[str]] = {}
         self._subscriptions: dict[str, set[str]] = {}
-        self._streams: dict[tuple[str, str], bool] = {}  # -> cancel requested
+        # connection id -> stream id -> cancel requested. By connection, so that remove() never
+        # iterates a dict that another thread (the local API Gateway's Lambda environments
+        # share this store) may be changing.
+        self._streams: dict[str, dict[str, bool]] = {}
 
     async def add(self, record: ConnectionRecord) -> None:
         self._connections[record.connection_id] = record
@@ -36,8 +39,7 @@ class InMemoryStore:
 
     async def remove(self, connection_id: str) -> None:
         self._connections.pop(connection_id, None)
-        for key in [key for key in self._streams if key[0] == connection_id]:
-            del self._streams[key]
+        self._streams.pop(connection_id, None)
         for topic in self._subscriptions.pop(connection_id, set()):
             members = self._topics.get(topic)
             if members is not None:
@@ -60,16 +62,17 @@ class InMemoryStore:
         return set(self._subscriptions.get(connection_id, ()))
 
     async def open_stream(self, connection_id: str, stream_id: str) -> None:
-        self._streams[connection_id, stream_id] = False
+        self._streams.setdefault(connection_id, {})[stream_id] = False
 
     async def close_stream(self, connection_id: str, stream_id: str) -> None:
-        self._streams.pop((connection_id, stream_id), None)
+        self._streams.get(connection_id, {}).pop(stream_id, None)
 
     async def cancel_stream(self, connection_id: str, stream_id: str) -> bool:
-        if (connection_id, stream_id) not in self._streams:
+        streams = self._streams.get(connection_id, {})
+        if stream_id not in streams:
             return False
-        self._streams[connection_id, stream_id] = True
+        streams[stream_id] = True
         return True
 
     async def stream_cancelled(self, connection_id: str, stream_id: str) -> bool:
-        return self._streams.get((connection_id, stream_id), False)
+        return self._streams.get(connection_id, {}).get(stream_id, False)
