@@ -35,9 +35,9 @@ from tests.support.events import (
 from tests.support.lambda_api import LambdaApi, lambda_api
 from tests.support.loops import invoke_in_thread
 from tests.support.management_api import ManagementApi
+from tests.support.messages import call as stream_call
 from tests.support.processes import Background, without_aws
 from tests.support.server import free_port
-from tests.test_streams import call as stream_call
 from tests.test_streams import frames_until_end
 from tests.test_streams import mounted as mounted_app
 

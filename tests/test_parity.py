@@ -22,6 +22,7 @@ from mangum_ws import ActionError, Connection, MangumWS
 from mangum_ws.local import LocalApiGateway
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
 from tests.support.management_api import ManagementApi
+from tests.support.messages import call
 from tests.support.server import free_port, serve
 
 
@@ -101,15 +102,6 @@ def chat_app(ws: MangumWS, disconnects: list[int]) -> FastAPI:
 
     app.include_router(ws.router)
     return app
-
-
-def call(action: str, id: str | None = None, data: Any = None) -> str:
-    message: dict[str, Any] = {"action": action}
-    if id is not None:
-        message["id"] = id
-    if data is not None:
-        message["data"] = data
-    return json.dumps(message)
 
 
 # (who, raw text message). Every one of them is under 128 KB: API Gateway delivers it.

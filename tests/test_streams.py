@@ -23,6 +23,7 @@ from tests.support.dynamodb import fresh_store
 from tests.support.events import FakeLambdaContext, connect_event, message_event
 from tests.support.loops import invoke_in_thread
 from tests.support.management_api import ManagementApi
+from tests.support.messages import call
 from tests.support.server import free_port, serve
 
 
@@ -85,15 +86,6 @@ def stream_app(ws: MangumWS, finished: list[str]) -> FastAPI:
 
     app.include_router(ws.router)
     return app
-
-
-def call(action: str, id: str | None = None, data: Any = None) -> str:
-    message: dict[str, Any] = {"action": action}
-    if id is not None:
-        message["id"] = id
-    if data is not None:
-        message["data"] = data
-    return json.dumps(message)
 
 
 def frames_until_end(client: ClientConnection, stream_id: str) -> list[dict[str, Any]]:
