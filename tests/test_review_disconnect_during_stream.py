@@ -7,18 +7,16 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
 
 import pytest
 from fastapi import FastAPI
-from mangum import Mangum
 from pydantic import BaseModel
 from websockets.sync.client import connect
 
 from mangum_ws import Connection, MangumWS
-from mangum_ws.local import LocalApiGateway
-from tests.support.server import free_port, serve
+from tests import test_streams as streams
 
 
 class Tick(BaseModel):
@@ -42,22 +40,12 @@ def build(ws: MangumWS, gone: list[float]) -> FastAPI:
     return app
 
 
-@contextmanager
-def mounted(gone: list[float]) -> Iterator[str]:
-    ws = MangumWS()
-    app = build(ws, gone)
-    ws.mount(app)
-    with serve(app) as address:
-        yield f"ws://{address}/"
+def mounted(gone: list[float]) -> AbstractContextManager[str]:
+    return streams.mounted(gone, build)
 
 
-@contextmanager
-def emulated(gone: list[float]) -> Iterator[str]:
-    port = free_port()
-    ws = MangumWS(endpoint_url=f"http://127.0.0.1:{port}")
-    handler = Mangum(build(ws, gone), custom_handlers=[ws.handler], lifespan="off")
-    with LocalApiGateway(handler, port=port, concurrency=2) as gateway:
-        yield gateway.ws_url
+def emulated(gone: list[float]) -> AbstractContextManager[str]:
+    return streams.emulated(gone, build=build)
 
 
 @pytest.mark.parametrize("server", [mounted, emulated], ids=["ws.mount", "local API Gateway"])

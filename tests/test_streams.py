@@ -102,8 +102,9 @@ def frames_until_end(client: ClientConnection, stream_id: str) -> list[dict[str,
 
 @contextmanager
 def mounted(
-    finished: list[str], build: Callable[[MangumWS, list[str]], FastAPI] = stream_app
+    finished: list[Any], build: Callable[[MangumWS, list[Any]], FastAPI] = stream_app
 ) -> Iterator[str]:
+    """``build(ws, finished)``'s app on ws.mount, on a real uvicorn server."""
     ws = MangumWS()
     app = build(ws, finished)
     ws.mount(app)
@@ -112,10 +113,15 @@ def mounted(
 
 
 @contextmanager
-def emulated(finished: list[str], route_responses: bool = False) -> Iterator[str]:
+def emulated(
+    finished: list[Any],
+    route_responses: bool = False,
+    build: Callable[[MangumWS, list[Any]], FastAPI] = stream_app,
+) -> Iterator[str]:
+    """``build(ws, finished)``'s app behind the local API Gateway, as a Lambda handler."""
     port = free_port()
     ws = MangumWS(endpoint_url=f"http://127.0.0.1:{port}", route_responses=route_responses)
-    handler = Mangum(stream_app(ws, finished), custom_handlers=[ws.handler])
+    handler = Mangum(build(ws, finished), custom_handlers=[ws.handler])
     # Two environments: on AWS a $cancel is another invocation, which must find one free.
     with LocalApiGateway(handler, port=port, concurrency=2) as gateway:
         yield gateway.ws_url
