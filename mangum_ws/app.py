@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -10,14 +11,21 @@ from fastapi import APIRouter, FastAPI
 from mangum.types import LambdaHandler
 
 from .core import EventCore
-from .errors import ConnectionGone, ConnectionNotReady, MangumWSError, PayloadTooLarge, SendError
+from .errors import (
+    ConnectionGone,
+    ConnectionNotReady,
+    MangumWSError,
+    PayloadTooLarge,
+    RegistrationError,
+    SendError,
+)
 from .gateways import AwsGateway, Gateway, SocketGateway
 from .internal_routes import make_internal_router
 from .lambda_bridge import make_lambda_handler
 from .lifecycle import connecting_id, forget
 from .limits import MAX_MESSAGE_BYTES
 from .protocol import encode_payload, event_frame
-from .registry import ActionSpec, EventSpec, Hook, Registry
+from .registry import ActionSpec, EventSpec, Hook, Registry, is_async_callable
 from .sending import SendReport, fan_out, for_each
 from .socket_endpoint import Authorizer, make_socket_endpoint
 from .store import ConnectionRecord, ConnectionStore, InMemoryStore
@@ -87,6 +95,28 @@ class MangumWS:
         self.registry.on_message = Hook.read(func, "on_message", 2)
         return func
 
+    def authorizer(self, *, identity: Iterable[str] = (), ttl: float = 0) -> Callable[[F], F]:
+        """Register the connection's authorizer: ``f(request: ConnectRequest) -> Principal``.
+
+        It runs once, before ``$connect``: on AWS as the API's Lambda REQUEST authorizer (the
+        deploy template adds it, served by this same function), locally before ``ws.mount``'s
+        and the local API Gateway's ``$connect``. ``identity`` names where the credentials are,
+        ``"query:token"`` or ``"header:authorization"``: when one is missing or empty the
+        upgrade is refused with 401 and ``f`` is not called, as on AWS. ``f`` raises
+        ``Reject(401)`` or ``Reject(403)`` to refuse; any other exception refuses with 500.
+        ``ttl`` (seconds, up to 3600) caches each answer by the identity values in this
+        process (API Gateway's WebSocket authorizers cache nothing).
+        """
+        from .auth import AuthorizerSpec
+
+        def register(func: F) -> F:
+            if self.registry.authorizer is not None:
+                raise RegistrationError("an app has one authorizer; it is registered twice")
+            self.registry.authorizer = AuthorizerSpec(func, identity, ttl, is_async_callable(func))
+            return func
+
+        return register
+
     # Typed actions and events -------------------------------------------------------------
 
     def action(
@@ -137,10 +167,19 @@ class MangumWS:
     def mount(self, app: FastAPI, path: str = "/", *, authorizer: Authorizer | None = None) -> None:
         """Serve the handlers on a real WebSocket at ``path``; a no-op when sending through AWS.
 
-        ``authorizer(conn)`` plays API Gateway's Lambda authorizer: it returns the context that
-        every later event of the connection carries (``conn.authorizer``), ``None`` to refuse
-        with 401, or raises ``Reject``.
+        The ``@ws.authorizer`` runs before ``$connect``, as API Gateway runs it. ``authorizer=``
+        (``f(conn)`` returning the context, ``None`` for 401, or raising ``Reject``) is
+        deprecated: it goes in the next release.
         """
+        if authorizer is not None:
+            if self.registry.authorizer is not None:
+                raise ValueError("pass authorizer= or register @ws.authorizer, not both")
+            warnings.warn(
+                "ws.mount(..., authorizer=f(conn)) is deprecated: declare the authorizer once "
+                "with @ws.authorizer(identity=[...]), which runs on AWS too",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         sockets = self.gateway.sockets
         if sockets is None:
             return

@@ -37,6 +37,13 @@ class Connection:
     # The raw API Gateway requestContext on Lambda, a look-alike locally.
     request_context: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def principal(self) -> str | None:
+        """Who connected: the authorizer's ``principalId``, as API Gateway delivers it on every
+        event of the connection (None without an authorizer)."""
+        found = self.authorizer.get("principalId")
+        return found if isinstance(found, str) else None
+
     async def send(self, data: Any) -> bool:
         """Send raw data (str, or JSON-serialisable); False when the connection is gone."""
         return await self.sender.send_to_connection(self.connection_id, data)

@@ -33,6 +33,8 @@ from .connection import Connection
 from .dispatch import dispatch
 from .errors import ConnectionGone
 from .events import InvalidEvent, WebSocketEvent, read_event
+from .lambda_authorizer import answer as authorizer_answer
+from .lambda_authorizer import is_authorizer_event
 from .lifecycle import Refusal, admit, farewell
 from .limits import inbound_closing
 from .protocol import internal_error
@@ -147,6 +149,8 @@ class EventCore:
         answers it."""
         if is_background(raw):
             return await self._background_event(raw, context)
+        if is_authorizer_event(raw):  # before read_event: it looks like a $connect event
+            return HttpReply(*await authorizer_answer(self.owner.registry.authorizer, raw))
         try:
             event = read_event(raw)
         except InvalidEvent as exc:

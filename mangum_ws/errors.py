@@ -8,8 +8,11 @@ MangumWSError
 ├── ConnectionGone         the connection no longer exists (API Gateway answers 410)
 ├── PayloadTooLarge        a message over API Gateway's 128 KB limit, refused before sending
 ├── StoreError             the connection store could not finish a write (e.g. throttled)
+├── InvalidPrincipal       an authorizer's Principal API Gateway would refuse (names the key)
 └── ActionError            an application error sent to the caller as a typed error frame
-Reject                     raised by an on_connect hook to refuse the connection
+    ├── Unauthorized       the caller is not signed in (code ``unauthorized``)
+    └── Forbidden          the caller may not run this action (code ``forbidden``)
+Reject                     raised by an authorizer or on_connect hook to refuse the connection
 """
 
 from __future__ import annotations
@@ -80,6 +83,11 @@ class StoreError(MangumWSError):
     """The connection store could not finish a write, e.g. DynamoDB kept throttling it."""
 
 
+class InvalidPrincipal(MangumWSError, ValueError):
+    """A Principal that API Gateway would refuse: a context value that is not a string, number
+    or boolean, a reserved key, or more than 8 KB in all. The message names the key."""
+
+
 class ActionError(MangumWSError):
     """An application error the caller receives as ``{"type": "error", ...}``.
 
@@ -111,3 +119,17 @@ class Reject(Exception):
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+
+
+class Unauthorized(ActionError):
+    """Raised by an action or a dependency: the caller must sign in (code ``unauthorized``)."""
+
+    def __init__(self, message: str = "not signed in") -> None:
+        super().__init__("unauthorized", message)
+
+
+class Forbidden(ActionError):
+    """Raised by an action or a guard: the caller may not do this (code ``forbidden``)."""
+
+    def __init__(self, message: str = "forbidden") -> None:
+        super().__init__("forbidden", message)

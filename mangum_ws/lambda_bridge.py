@@ -15,6 +15,7 @@ from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, LambdaHandler
 
 from .background import is_background
 from .events import claims
+from .lambda_authorizer import is_authorizer_event, lambda_result
 
 if TYPE_CHECKING:
     from .app import MangumWS
@@ -35,6 +36,8 @@ class Invocation(NamedTuple):
 def _path(event: LambdaEvent) -> str:
     if is_background(event):
         return f"{INTERNAL_PREFIX}/background"
+    if is_authorizer_event(event):
+        return f"{INTERNAL_PREFIX}/authorize"
     request_context = event["requestContext"]
     event_type = request_context.get("eventType")
     kind = _PATHS.get(event_type, "invalid") if isinstance(event_type, str) else "invalid"
@@ -58,7 +61,8 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
             # Claimed on eventType alone: a malformed WebSocket event is answered with a 400
             # by the core, not passed on to a handler that would misread it. So is anything
             # that claims to be a background invocation: a forged one is answered with a 403.
-            return claims(event) or is_background(event)
+            # An authorizer event (its requestContext looks like $connect's) gets a policy.
+            return claims(event) or is_background(event) or is_authorizer_event(event)
 
         def __init__(
             self, event: LambdaEvent, context: LambdaContext, config: LambdaConfig
@@ -98,6 +102,8 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
             }
 
         def __call__(self, response: Response) -> dict[str, Any]:
+            if is_authorizer_event(self.event):
+                return lambda_result(response["status"], response["body"])
             result: dict[str, Any] = {"statusCode": response["status"]}
             headers = {
                 k.decode().lower(): v.decode()

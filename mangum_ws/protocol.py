@@ -58,6 +58,7 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     CANCELLED = "cancelled"
     INTERNAL_ERROR = "internal_error"
 

@@ -6,13 +6,25 @@ import collections.abc
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar, get_args, get_origin, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    NamedTuple,
+    TypeVar,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 
 from .connection import Connection, Sender
 from .errors import RegistrationError
 from .sending import SendReport
+
+if TYPE_CHECKING:
+    from .auth import AuthorizerSpec
 
 T = TypeVar("T")
 _NO_OUTPUT: Any = type(None)
@@ -202,6 +214,7 @@ class Registry:
     on_connect: Hook | None = None
     on_disconnect: Hook | None = None
     on_message: Hook | None = None
+    authorizer: AuthorizerSpec | None = None
 
     def add_action(self, spec: ActionSpec) -> None:
         if not spec.name or not isinstance(spec.name, str):

@@ -12,26 +12,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 import anyio
-from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket
 
 from .connection import Connection
 from .core import Accepted
 from .dispatch import call
 from .errors import ConnectionGone, Reject
-from .events import (
-    Peer,
-    Stage,
-    connect_event,
-    disconnect_event,
-    message_event,
-    new_connection_id,
-    read_event,
-)
+from .events import connect_event, disconnect_event, message_event, read_event
+from .gatekeeper import Invoke, authorize, read_upgrade, refuse
 from .gateways.sockets import SocketGateway
+from .lambda_authorizer import answer as authorizer_answer
+from .lambda_authorizer import lambda_result
 from .lifecycle import Refusal
 from .limits import Closing, inbound_closing
 from .protocol import select_route
@@ -42,7 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("mangum_ws")
 
-# Like API Gateway's Lambda authorizer: returns the context later events carry, or refuses.
+# Deprecated (use @ws.authorizer): returns the context later events carry, or refuses.
 Authorizer = Callable[[Connection], Mapping[str, Any] | Awaitable[Mapping[str, Any] | None] | None]
 
 # Messages of one connection handled at once; past this, reading from the socket waits.
@@ -50,7 +43,8 @@ MAX_IN_FLIGHT = 16
 STAGE = "local"
 
 
-async def _authorize(authorizer: Authorizer, conn: Connection) -> dict[str, Any] | Refusal:
+async def _authorize_legacy(authorizer: Authorizer, conn: Connection) -> dict[str, Any] | Refusal:
+    """The deprecated ``ws.mount(..., authorizer=f(conn))`` hook (use ``@ws.authorizer``)."""
     try:
         context = await call(authorizer, is_async_callable(authorizer), conn)
     except Reject as exc:
@@ -63,6 +57,16 @@ async def _authorize(authorizer: Authorizer, conn: Connection) -> dict[str, Any]
     return dict(context)
 
 
+def in_process(owner: MangumWS) -> Invoke:
+    """The authorizer event answered by the same code as on Lambda, without the Lambda."""
+
+    async def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        status, body = await authorizer_answer(owner.registry.authorizer, event)
+        return lambda_result(status, body.encode())
+
+    return invoke
+
+
 def make_socket_endpoint(
     owner: MangumWS, sockets: SocketGateway, authorizer: Authorizer | None
 ) -> Callable[[WebSocket], Awaitable[None]]:
@@ -72,29 +76,27 @@ def make_socket_endpoint(
     def connection(event: dict[str, Any]) -> Connection:
         return core.connection(read_event(event))
 
+    invoke = in_process(owner)
+
     async def endpoint(websocket: WebSocket) -> None:
-        scope = websocket.scope
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        host = next((v for k, v in headers if k == "host"), "localhost")
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        peer = Peer(
-            connection_id=new_connection_id(),
-            source_ip=websocket.client.host if websocket.client else "127.0.0.1",
-            user_agent=next((v for k, v in headers if k == "user-agent"), None),
-        )
-        stage = Stage(STAGE, host)
-        if authorizer is not None:
-            authorized = await _authorize(
+        upgrade = read_upgrade(websocket, STAGE)
+        peer, stage, headers, query = upgrade
+        host = stage.domain_name
+        authorized: dict[str, Any] | Refusal | None = None
+        if registry.authorizer is not None:
+            authorized = await authorize(invoke, registry.authorizer.identity, upgrade)
+        elif authorizer is not None:
+            authorized = await _authorize_legacy(
                 authorizer, connection(connect_event(peer, stage, headers, query))
             )
-            if isinstance(authorized, Refusal):
-                await _refuse(websocket, authorized)
-                return
-            peer.authorizer = authorized
+        if isinstance(authorized, Refusal):
+            await refuse(websocket, authorized)
+            return
+        peer.authorizer = authorized
         conn = connection(connect_event(peer, stage, headers, query))
         verdict = await core.connect(conn)
         if not isinstance(verdict, Accepted):
-            await _refuse(websocket, verdict)
+            await refuse(websocket, verdict)
             return
 
         connection_id = peer.connection_id
@@ -171,12 +173,3 @@ def make_socket_endpoint(
             await asyncio.gather(*running, return_exceptions=True)
 
     return endpoint
-
-
-async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(
-            PlainTextResponse(refusal.message, status_code=refusal.status_code)
-        )
-    else:  # the server cannot answer the upgrade with a status: ASGI closes with 403
-        await websocket.close(code=1008, reason=refusal.message)

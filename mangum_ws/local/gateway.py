@@ -12,29 +12,24 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from ..auth import FAILED, UNAUTHORIZED
 from ..errors import Reject
-from ..events import (
-    Peer,
-    Stage,
-    connect_event,
-    disconnect_event,
-    message_event,
-    new_connection_id,
-)
+from ..events import Stage, connect_event, disconnect_event, message_event
+from ..gatekeeper import Upgrade, authorize, read_upgrade, refuse
+from ..lifecycle import Refusal
 from ..limits import DELETED, IDLE, MAX_MESSAGE_BYTES, TOO_OLD, Closing, inbound_closing
 from .connections import ConnectionTable, LiveConnection
 from .lambda_runtime import InvocationFailed, LambdaHandlerFn, LambdaRuntime
 from .routing import RouteSelector
-from .settings import GatewaySettings
+from .settings import Authorizer, GatewaySettings
 
 logger = logging.getLogger("mangum_ws.local")
 
@@ -84,6 +79,13 @@ class LocalApiGatewayApp:
             keys = frozenset(owner.registry.routes) if owner is not None else frozenset()
         self.selector = RouteSelector(settings.route_selection, keys)
         self.route_responses = _route_responses(handler, settings.route_responses)
+        # The identity sources of the MangumWS's @ws.authorizer: API Gateway checks them.
+        spec = owner.registry.authorizer if owner is not None else None
+        self.identity = spec.identity if spec is not None else None
+        if self.identity is not None and settings.authorizer is not None:
+            raise ValueError(
+                "the handler's MangumWS has an @ws.authorizer: leave out the authorizer= setting"
+            )
         self.connections = ConnectionTable()
         stage = settings.stage
         self.app = Starlette(
@@ -106,53 +108,51 @@ class LocalApiGatewayApp:
 
     # The WebSocket side --------------------------------------------------------------------
 
-    async def _authorize(
-        self, headers: Mapping[str, str], query: Mapping[str, str]
-    ) -> dict[str, Any] | tuple[int, str]:
-        authorizer = self.settings.authorizer
-        if authorizer is None:
-            return {}
+    async def _authorize(self, upgrade: Upgrade) -> dict[str, Any] | Refusal | None:
+        """The authorizer context, a refusal, or None when the stage has no authorizer."""
+        if self.identity is not None:  # the MangumWS's @ws.authorizer, as the template deploys it
+            return await authorize(self.runtime.invoke, self.identity, upgrade)
+        if self.settings.authorizer is not None:
+            return await self._authorize_legacy(
+                dict(upgrade.headers), dict(upgrade.query), self.settings.authorizer
+            )
+        return None
+
+    @staticmethod
+    async def _authorize_legacy(
+        headers: Mapping[str, str], query: Mapping[str, str], authorizer: Authorizer
+    ) -> dict[str, Any] | Refusal:
+        """The deprecated ``authorizer=f(headers, query)`` setting."""
         try:
             context = authorizer(headers, query)
             if inspect.isawaitable(context):
                 context = await context
         except Reject as exc:
-            return exc.status_code, exc.message
+            return Refusal(exc.status_code, exc.message)
         except Exception:
             logger.exception("the authorizer raised")
-            return 500, "Internal Server Error"
+            return FAILED
         if context is None:
-            return 401, "Unauthorized"
+            return UNAUTHORIZED
         return {"principalId": "local", **context}
 
     async def websocket(self, websocket: WebSocket) -> None:
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in websocket.scope["headers"]
-        ]
-        header_map = dict(headers)
-        query = parse_qsl(websocket.scope.get("query_string", b"").decode(), keep_blank_values=True)
-        client = websocket.client
-        peer = Peer(
-            connection_id=new_connection_id(),
-            source_ip=client.host if client else "127.0.0.1",
-            user_agent=header_map.get("user-agent"),
-        )
-        stage = Stage(self.settings.stage, header_map.get("host", "localhost"))
-        authorized = await self._authorize(header_map, dict(query))
-        if isinstance(authorized, tuple):
-            await self._refuse(websocket, *authorized)
+        upgrade = read_upgrade(websocket, self.settings.stage)
+        peer, stage, headers, query = upgrade
+        authorized = await self._authorize(upgrade)
+        if isinstance(authorized, Refusal):
+            await refuse(websocket, authorized)
             return
-        if self.settings.authorizer is not None:
-            peer.authorizer = authorized
+        peer.authorizer = authorized
 
         try:
             result = await self.runtime.invoke(connect_event(peer, stage, headers, query))
         except InvocationFailed:
-            await self._refuse(websocket, 500, "Internal Server Error")
+            await refuse(websocket, FAILED)
             return
         status = int(result.get("statusCode", 200))
         if not 200 <= status < 300:
-            await self._refuse(websocket, status, str(result.get("body") or ""))
+            await refuse(websocket, Refusal(status, str(result.get("body") or "")))
             return
         answer_headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
         live = LiveConnection(peer, websocket)
@@ -224,11 +224,6 @@ class LocalApiGatewayApp:
             return
         if self.route_responses and result.get("body"):
             await live.send(str(result["body"]))
-
-    async def _refuse(self, websocket: WebSocket, status: int, message: str) -> None:
-        await websocket.send_denial_response(
-            PlainTextResponse(message or "Forbidden", status_code=status)
-        )
 
     # The management API --------------------------------------------------------------------
 

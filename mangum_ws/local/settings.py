@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -8,8 +9,9 @@ from ..limits import IDLE_TIMEOUT, MAX_CONNECTION_AGE
 
 __all__ = ["IDLE_TIMEOUT", "MAX_CONNECTION_AGE", "Authorizer", "GatewaySettings"]
 
-# (headers, query) of the upgrade request -> the authorizer context, or None to refuse (401).
-# Like a Lambda REQUEST authorizer; it may also raise mangum_ws.Reject for another status.
+# Deprecated (declare @ws.authorizer on the MangumWS instead: the emulator runs it as API
+# Gateway does). (headers, query) of the upgrade request -> the authorizer context, or None to
+# refuse (401); it may also raise mangum_ws.Reject for another status.
 Authorizer = Callable[
     [Mapping[str, str], Mapping[str, str]],
     Mapping[str, Any] | Awaitable[Mapping[str, Any] | None] | None,
@@ -30,3 +32,13 @@ class GatewaySettings:
     concurrency: int = 1
     function_timeout: float = 30.0
     authorizer: Authorizer | None = None
+
+    def __post_init__(self) -> None:
+        if self.authorizer is not None:
+            warnings.warn(
+                "GatewaySettings(authorizer=f(headers, query)) is deprecated: declare "
+                "@ws.authorizer on the MangumWS, which the local API Gateway runs as API "
+                "Gateway runs a Lambda REQUEST authorizer",
+                DeprecationWarning,
+                stacklevel=3,
+            )
