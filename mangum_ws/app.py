@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from fastapi import APIRouter, FastAPI
@@ -127,8 +127,16 @@ class MangumWS:
         input: Any = None,
         output: Any = None,
         background: bool = False,
+        dependencies: Sequence[Any] = (),
     ) -> Callable[[F], F]:
         """Register a typed action; input and output are read from the annotations.
+
+        Parameters may be FastAPI ``Depends(f)`` (or ``Annotated[T, Depends(f)]``): ``f``
+        takes the ``Connection`` and other dependencies, and runs per call as FastAPI runs it
+        (cached per call, ``yield`` cleaned up after the action). ``dependencies=[Depends(g)]``
+        runs guards whose values the action does not need; a guard refuses by raising
+        ``Forbidden`` / ``Unauthorized`` (or any ``ActionError``, or FastAPI's
+        ``HTTPException(403)`` / ``(401)``).
 
         ``background=True`` answers the message at once and runs the action past it: on Lambda
         in an asynchronous invocation of the same function (up to the function's own timeout,
@@ -137,7 +145,13 @@ class MangumWS:
 
         def register(func: F) -> F:
             spec = ActionSpec.read(
-                name, func, route=route, input=input, output=output, background=background
+                name,
+                func,
+                route=route,
+                input=input,
+                output=output,
+                background=background,
+                dependencies=dependencies,
             )
             self.registry.add_action(spec)
             return func

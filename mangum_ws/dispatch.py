@@ -7,6 +7,7 @@ to say), and a crash leaves exactly one log record with its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -15,9 +16,11 @@ from typing import Any
 import anyio.to_thread
 from pydantic import ValidationError
 from pydantic_core import from_json
+from starlette.exceptions import HTTPException
 
 from .background import Detach, Run
 from .connection import Connection
+from .depends import Resolver
 from .errors import ActionError
 from .limits import MAX_ERROR_BYTES, MAX_ERROR_DETAILS, MAX_ID_CHARS, MAX_JSON_DEPTH, fits
 from .protocol import (
@@ -244,7 +247,41 @@ async def execute(
     conn: Connection,
     streams: StreamSupport | None,
 ) -> str | None:
-    """Run the action with its validated arguments; return its final frame."""
+    """Run the action with its validated arguments and its dependencies; return its final
+    frame. ``yield`` dependencies close once the action (or its stream) has ended."""
+    if not spec.dependencies:
+        return await _run(spec, kwargs, request_id, conn, streams)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            resolver = Resolver(conn, stack)
+            kwargs = dict(kwargs)
+            for name, dependency in spec.dependencies:
+                value = await resolver.solve(dependency)
+                if name is not None:
+                    kwargs[name] = value
+            return await _run(spec, kwargs, request_id, conn, streams)
+    except ActionError as exc:  # a guard's refusal (Forbidden, Unauthorized, any ActionError)
+        return error_frame(
+            exc.code, exc.message, request_id=request_id, action=spec.name, details=exc.details
+        )
+    except HTTPException as exc:  # a FastAPI dependency's own refusal
+        code = _HTTP_CODES.get(exc.status_code)
+        if code is None:
+            raise
+        return error_frame(code, str(exc.detail), request_id=request_id, action=spec.name)
+
+
+# FastAPI dependencies refuse with HTTPException; these two have a protocol error code.
+_HTTP_CODES = {401: ErrorCode.UNAUTHORIZED, 403: ErrorCode.FORBIDDEN}
+
+
+async def _run(
+    spec: ActionSpec,
+    kwargs: dict[str, Any],
+    request_id: str | None,
+    conn: Connection,
+    streams: StreamSupport | None,
+) -> str | None:
     if spec.stream:
         assert request_id is not None  # run_action refused a stream without an id
         if streams is None:  # only a direct call of dispatch() lacks them

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
@@ -17,9 +17,11 @@ from typing import (
     get_type_hints,
 )
 
+from fastapi.params import Depends
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 
 from .connection import Connection, Sender
+from .depends import Dependency, depends_of, read_dependency
 from .errors import RegistrationError
 from .sending import SendReport
 
@@ -119,6 +121,8 @@ class ActionSpec(NamedTuple):
     # Runs past the MESSAGE invocation: on Lambda in an asynchronous invocation of the same
     # function, in-process as a task of its own (background.py).
     background: bool = False
+    # FastAPI Depends, resolved per call: (parameter, dependency); guards have no parameter.
+    dependencies: tuple[tuple[str | None, Dependency], ...] = ()
 
     @classmethod
     def read(
@@ -130,16 +134,26 @@ class ActionSpec(NamedTuple):
         input: Any = None,
         output: Any = None,
         background: bool = False,
+        dependencies: Sequence[Any] = (),
     ) -> ActionSpec:
         what = f"action {name!r} ({getattr(func, '__qualname__', func)!r})"
         hints = _hints(func, what)
+        extras = get_type_hints(func, include_extras=True)  # _hints succeeded: so does this
         problems: list[str] = []
         input_param: str | None = None
         connection_param: str | None = None
+        depends: list[tuple[str | None, Dependency]] = []
+        for marker in dependencies:
+            if not isinstance(marker, Depends):
+                raise RegistrationError(f"{what}: dependencies= takes Depends(...), not {marker!r}")
+            depends.append((None, read_dependency(marker, what)))
         for param in inspect.signature(func).parameters.values():
             annotation = hints.get(param.name)
+            marker = depends_of(param, extras.get(param.name))
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 problems.append(f"*{param.name} / **{param.name} parameters are not supported")
+            elif marker is not None:
+                depends.append((param.name, read_dependency(marker, what)))
             elif _is_connection(annotation):
                 if connection_param is not None:
                     problems.append("more than one Connection parameter")
@@ -149,7 +163,7 @@ class ActionSpec(NamedTuple):
             elif param.default is param.empty:
                 problems.append(
                     f"parameter {param.name!r} is neither the input (annotate it with a "
-                    "Pydantic model, or pass input=) nor a Connection"
+                    "Pydantic model, or pass input=), a Connection nor a Depends(...)"
                 )
         input_type = input if input is not None else hints.get(input_param) if input_param else None
         if input is not None and input_param is None:
@@ -184,6 +198,7 @@ class ActionSpec(NamedTuple):
             description=inspect.getdoc(func),
             stream=stream,
             background=background,
+            dependencies=tuple(depends),
         )
 
 
