@@ -6,11 +6,14 @@ import warnings
 from typing import Any
 
 from .app import MangumWS
+from .auth import ConnectRequest, Principal
 from .connection import Connection
 from .errors import (
     ActionError,
     ConnectionGone,
     ConnectionNotReady,
+    Forbidden,
+    InvalidPrincipal,
     MangumWSError,
     MissingDependencyError,
     PayloadTooLarge,
@@ -18,6 +21,7 @@ from .errors import (
     Reject,
     SendError,
     StoreError,
+    Unauthorized,
 )
 from .gateways import AwsGateway, Gateway
 from .protocol import ErrorCode
@@ -28,6 +32,7 @@ from .store import ConnectionRecord, ConnectionStore, DynamoDBStore, InMemorySto
 __all__ = [
     "ActionError",
     "AwsGateway",
+    "ConnectRequest",
     "Connection",
     "ConnectionGone",
     "ConnectionNotReady",
@@ -36,17 +41,21 @@ __all__ = [
     "DynamoDBStore",
     "ErrorCode",
     "EventSpec",
+    "Forbidden",
     "Gateway",
     "InMemoryStore",
+    "InvalidPrincipal",
     "MangumWS",
     "MangumWSError",
     "MissingDependencyError",
     "PayloadTooLarge",
+    "Principal",
     "RegistrationError",
     "Reject",
     "SendError",
     "SendReport",
     "StoreError",
+    "Unauthorized",
     "__version__",
 ]
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mangum_ws import ActionError, Connection, MangumWS
+from mangum_ws import ActionError, Connection, ConnectRequest, MangumWS, Principal
 from tests import codegen_zoo_other
 
 
@@ -120,6 +120,13 @@ async def send_tick(conn: Connection) -> None:
 async def drop(conn: Connection) -> None:
     """The server closes this socket: clients must reconnect."""
     await ws.disconnect(conn.connection_id)
+
+
+@ws.authorizer()
+def sign_in(request: ConnectRequest) -> Principal:
+    """Everyone is welcome; the query's token, when there is one, rides on every event."""
+    token = request.query.get("token")
+    return Principal("zoo", {"token": token} if token else {})
 
 
 class WhoAmI(BaseModel):

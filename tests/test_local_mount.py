@@ -92,7 +92,8 @@ def build() -> tuple[FastAPI, MangumWS, Seen]:
         )
 
     app.include_router(ws.router)
-    ws.mount(app, path="/", authorizer=authorize)
+    with pytest.warns(DeprecationWarning, match="@ws.authorizer"):  # the old hook still works
+        ws.mount(app, path="/", authorizer=authorize)
     return app, ws, seen
 
 

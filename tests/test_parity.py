@@ -18,9 +18,15 @@ from pydantic import BaseModel, Field
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from mangum_ws import ActionError, Connection, MangumWS
+from mangum_ws import ActionError, Connection, ConnectRequest, MangumWS, Principal
 from mangum_ws.local import LocalApiGateway
-from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
+from tests.support.events import (
+    FakeLambdaContext,
+    authorizer_event,
+    connect_event,
+    disconnect_event,
+    message_event,
+)
 from tests.support.management_api import ManagementApi
 from tests.support.messages import call
 from tests.support.server import free_port, serve
@@ -62,6 +68,10 @@ def chat_app(ws: MangumWS, disconnects: list[int]) -> FastAPI:
     app = FastAPI()
     names: dict[str, str] = {}
     poked = ws.event("poked", Poked)
+
+    @ws.authorizer()  # every path runs it before $connect; its context rides on every event
+    def sign_in(request: ConnectRequest) -> Principal:
+        return Principal("user", {"tier": 3})
 
     @ws.on_disconnect
     async def gone(conn: Connection) -> None:
@@ -148,6 +158,9 @@ def lambda_transcript(mgmt_api: ManagementApi, route_responses: bool) -> Transcr
     disconnects: list[int] = []
     handler = Mangum(chat_app(ws, disconnects), custom_handlers=[ws.handler])
     ctx = FakeLambdaContext()
+    allowed = handler(authorizer_event(), ctx)  # API Gateway's authorizer call, then $connect
+    assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert {**allowed["context"], "principalId": allowed["principalId"]} == AUTHORIZER
     for who, cid in IDS.items():
         connected = handler(connect_event(cid, authorizer=AUTHORIZER), ctx)
         assert connected["statusCode"] == 200, who
@@ -237,7 +250,7 @@ def _fragments(text: str) -> Iterator[str]:
 def mounted(disconnects: list[int]) -> Iterator[str]:
     ws = MangumWS()
     app = chat_app(ws, disconnects)
-    ws.mount(app, authorizer=lambda conn: AUTHORIZER)
+    ws.mount(app)
     with serve(app) as address:
         yield f"ws://{address}/"
 
@@ -247,9 +260,7 @@ def emulated(disconnects: list[int], route_responses: bool) -> Iterator[str]:
     port = free_port()
     ws = MangumWS(endpoint_url=f"http://127.0.0.1:{port}", route_responses=route_responses)
     handler = Mangum(chat_app(ws, disconnects), custom_handlers=[ws.handler])
-    with LocalApiGateway(
-        handler, port=port, authorizer=lambda headers, query: {"tier": 3}
-    ) as gateway:
+    with LocalApiGateway(handler, port=port) as gateway:
         yield gateway.ws_url
 
 

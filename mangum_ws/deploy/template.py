@@ -5,6 +5,9 @@ route key (``@ws.action(..., route=...)``) to one Lambda; with ``route_responses
 routes are two-way. A DynamoDB table with TTL holds the connections and topics, and the function
 may call ``execute-api:ManageConnections`` on its own API only.
 
+With an ``@ws.authorizer``, ``$connect`` is authorized by a Lambda REQUEST authorizer with its
+identity sources, served by the same function.
+
 When an action runs in the background (``@ws.action(..., background=True)``), and only then,
 the function may also invoke itself (``lambda:InvokeFunction`` on its own ARN, in a policy of
 its own: inside the function's ``Policies`` the reference would be circular), gets the key
@@ -22,6 +25,7 @@ from ..background import KEY_VARIABLE
 
 if TYPE_CHECKING:
     from ..app import MangumWS
+    from ..auth import AuthorizerSpec
 
 _LIFECYCLE = ("$connect", "$disconnect")
 
@@ -152,6 +156,8 @@ def sam_template(
     }
     if background:
         _run_in_background(resources)
+    if ws.registry.authorizer is not None:
+        _authorize_connect(resources, ws.registry.authorizer)
     resources["InvokePermission"] = {
         "Type": "AWS::Lambda::Permission",
         "Properties": {
@@ -220,3 +226,30 @@ def _run_in_background(resources: dict[str, Any]) -> None:
             },
         },
     }
+
+
+# The @ws.authorizer block ------------------------------------------------------------------
+
+
+def _authorize_connect(resources: dict[str, Any], spec: AuthorizerSpec) -> None:
+    """A Lambda REQUEST authorizer on $connect, served by the same function (its
+    ``ws.handler`` answers authorizer events with a policy). The function's InvokePermission
+    already covers ``${WebSocketApi}/*``, the authorizer's source ARN included."""
+    authorizer: dict[str, Any] = {
+        "ApiId": {"Ref": "WebSocketApi"},
+        "Name": "ConnectAuthorizer",
+        "AuthorizerType": "REQUEST",
+        "AuthorizerUri": {
+            "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path"
+            "/2015-03-31/functions/${WebSocketFunction.Arn}/invocations"
+        },
+    }
+    if spec.identity:
+        authorizer["IdentitySource"] = [source.expression for source in spec.identity]
+    resources["ConnectAuthorizer"] = {
+        "Type": "AWS::ApiGatewayV2::Authorizer",
+        "Properties": authorizer,
+    }
+    connect = resources[_logical_id("$connect")]["Properties"]
+    connect["AuthorizationType"] = "CUSTOM"
+    connect["AuthorizerId"] = {"Ref": "ConnectAuthorizer"}

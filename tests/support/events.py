@@ -185,3 +185,24 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
+
+
+def authorizer_event(
+    connection_id: str = "L0SM9cOFvHcCIhw=",
+    *,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The input of a WebSocket API's Lambda REQUEST authorizer, shaped as in API Gateway's
+    docs ("Control access to WebSocket APIs with AWS Lambda REQUEST authorizers")."""
+    event = connect_event(connection_id, query=query)
+    del event["isBase64Encoded"]
+    for name, value in (headers or {}).items():
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
+    return {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcd123xyz/prod/$connect",
+        **event,
+        "stageVariables": {},
+    }
