@@ -4,7 +4,6 @@ the context on every later event; forged contexts cannot come from HTTP."""
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import pytest
@@ -114,7 +113,7 @@ def test_a_denied_caller_gets_a_deny_policy() -> None:
 
 def test_unauthorized_is_the_function_error_api_gateway_turns_into_401() -> None:
     handler, _ = build()
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize(handler, "expired")
 
 
@@ -123,7 +122,7 @@ def test_a_missing_identity_source_is_401_without_calling_the_authorizer(
     token: str | None, tenant: str | None
 ) -> None:
     handler, calls = build()
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize(handler, token, tenant)
     assert calls == []
 

@@ -195,10 +195,9 @@ def test_authorizer_context_rides_on_every_later_event(recorder: Recorder) -> No
             raise Reject(403, "banned")
         return {"userId": query["token"], "tier": 2} if "token" in query else None
 
-    with (
-        pytest.warns(DeprecationWarning, match="@ws.authorizer"),  # the old hook still works
-        LocalApiGateway(recorder, authorizer=authorizer) as gw,
-    ):
+    with pytest.warns(DeprecationWarning, match="@ws.authorizer"):  # the old hook still works
+        gateway = LocalApiGateway(recorder, authorizer=authorizer)
+    with gateway as gw:
         for url, status in [(gw.ws_url, 401), (f"{gw.ws_url}?token=banned", 403)]:
             with pytest.raises(InvalidStatus) as info:
                 connect(url).close()
