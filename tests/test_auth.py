@@ -230,9 +230,6 @@ def test_the_old_mount_hook_cannot_be_combined_with_the_authorizer() -> None:
         ws.mount(FastAPI(), authorizer=lambda conn: {})
 
 
-def test_connection_principal_is_none_without_an_authorizer(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    with caplog.at_level(logging.ERROR):
-        conn = Connection("c1", sender=MangumWS())
-    assert conn.principal is None
+def test_connection_principal_is_none_without_an_authorizer() -> None:
+    assert Connection("c1", sender=MangumWS()).principal is None
+    assert Connection("c1", sender=MangumWS(), authorizer={"principalId": "u"}).principal == "u"
