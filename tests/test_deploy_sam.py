@@ -202,3 +202,39 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, target: str, message
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_authorizer_block_passes_cfn_lint(tmp_path: Path) -> None:
+    from mangum_ws import Principal
+
+    ws = registry_app(route_responses=False)
+    ws.authorizer(identity=["query:token", "header:Authorization"])(lambda request: Principal("u"))
+    template = sam_template(ws, handler="app.handler")
+    path = tmp_path / "template.yaml"
+    path.write_text(json.dumps(template, indent=2))
+    result = cfn_lint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    [(name, authorizer)] = resources_of(template, "AWS::ApiGatewayV2::Authorizer").items()
+    props = authorizer["Properties"]
+    assert props["AuthorizerType"] == "REQUEST"
+    assert props["IdentitySource"] == [
+        "route.request.querystring.token",
+        "route.request.header.authorization",
+    ]
+    assert "${WebSocketFunction.Arn}" in props["AuthorizerUri"]["Fn::Sub"]  # the same function
+    routes = resources_of(template, "AWS::ApiGatewayV2::Route")
+    guarded = {
+        r["Properties"]["RouteKey"]: r["Properties"].get("AuthorizerId")
+        for r in routes.values()
+        if r["Properties"].get("AuthorizationType") == "CUSTOM"
+    }
+    assert guarded == {"$connect": {"Ref": name}}  # API Gateway authorizes $connect only
+    # API Gateway may invoke the function for the authorizer: its source ARN is under the API.
+    permission = template["Resources"]["InvokePermission"]["Properties"]
+    assert permission["SourceArn"]["Fn::Sub"].endswith("${WebSocketApi}/*")
+
+
+def test_no_authorizer_no_authorizer_block() -> None:
+    template = sam_template(registry_app(route_responses=False))
+    assert resources_of(template, "AWS::ApiGatewayV2::Authorizer") == {}
