@@ -52,10 +52,11 @@ export interface StreamOptions {
 
 /** A typed error: the server's error frame, or a client-side failure (`timeout`, ...). */
 export class ActionCallError extends Error {
-  readonly code: string;
+  /** A protocol ErrorCode (`unauthorized`, `forbidden`, ...), a client-side one, or the app's. */
+  readonly code: ErrorCode | (string & {});
   readonly details: unknown;
   readonly action: string | null;
-  constructor(code: string, message: string, details: unknown = null, action: string | null = null) {
+  constructor(code: ErrorCode | (string & {}), message: string, details: unknown = null, action: string | null = null) {
     super(message);
     this.name = "ActionCallError";
     this.code = code;

@@ -5,6 +5,7 @@ import {
   ActionCallError,
   connect,
   type Client,
+  type ErrorCode,
   type EverythingOutput,
   type Tick,
   type Token,
@@ -100,7 +101,11 @@ async function typed(): Promise<void> {
     if (error instanceof ActionCallError) {
       const code: string = error.code;
       const details: unknown = error.details;
-      void [code, details];
+      const guarded: boolean = error.code === "forbidden" || error.code === "unauthorized";
+      const known: ErrorCode[] = ["forbidden", "unauthorized", "internal_error"];
+      // @ts-expect-error: not a protocol error code
+      const misspelt: ErrorCode = "forbiden";
+      void [code, details, guarded, known, misspelt];
     }
   }
 }
