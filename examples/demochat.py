@@ -1,7 +1,15 @@
-"""Chat demo: rooms, nicknames, join/leave notices, validation errors shown in the page, and a
-pretend assistant whose reply streams word by word, with a Stop button.
+"""Chat demo: sign-in with a token, rooms, join/leave notices, validation errors shown in the
+page, a moderator-only kick, and a pretend assistant whose reply streams word by word, with a
+Stop button.
 
-    uv run --no-dev --extra local python examples/demochat.py   # then open the URL it prints
+    uv run --no-dev --extra local --extra demo python examples/demochat.py   # then open the URL
+
+Signing in: the page asks ``POST /token`` for a signed JWT (HS256, PyJWT) naming the nickname,
+and connects with ``?token=...``. The app's ``@ws.authorizer`` checks it before ``$connect`` (on
+AWS as the API's Lambda REQUEST authorizer), so the nickname is the connection's principal on
+every event. The signing secret is ``DEMO_JWT_SECRET`` (a demo default otherwise: set your own
+anywhere that matters); whoever gives ``DEMO_MODERATOR_CODE`` (default ``let-me-moderate``) at
+sign-in is a moderator and may ``chat.kick``.
 
 Serves on HOST:PORT from the environment (default 127.0.0.1:8000); PORT=0 picks a free port.
 
@@ -16,18 +24,30 @@ process and on many Lambda instances. ``CONNECTIONS_TABLE`` (set by the template
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI
+import jwt  # PyJWT: the [demo] extra
+from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, Response
 from mangum import Mangum
 from pydantic import BaseModel, Field
 
-from mangum_ws import ActionError, Connection, DynamoDBStore, MangumWS
+from mangum_ws import (
+    ActionError,
+    Connection,
+    ConnectRequest,
+    DynamoDBStore,
+    Forbidden,
+    MangumWS,
+    Principal,
+    Reject,
+)
 
 app = FastAPI(title="mangum-ws chat")
 table = os.getenv("CONNECTIONS_TABLE")
@@ -39,10 +59,68 @@ ws = MangumWS(
 Nick = Field(min_length=1, max_length=24, pattern=r"^[\w .-]+$")
 Room = Field(min_length=1, max_length=32, pattern=r"^[\w-]+$")
 
+# A demo default, so that the demo runs as is; anything real sets its own secret.
+SECRET = os.getenv("DEMO_JWT_SECRET", "mangum-ws-demo-secret-set-DEMO_JWT_SECRET-for-real-use")
+MODERATOR_CODE = os.getenv("DEMO_MODERATOR_CODE", "let-me-moderate")
+TOKEN_LIFETIME = timedelta(hours=12)
+
+
+class SignIn(BaseModel):
+    nick: str = Nick
+    moderator_code: str = ""
+
+
+class SignedIn(BaseModel):
+    token: str
+    role: str
+
+
+def issue_token(nick: str, role: str = "member") -> str:
+    """A signed JWT naming the nickname and the role: what the page connects with."""
+    claims = {"sub": nick, "role": role, "exp": datetime.now(UTC) + TOKEN_LIFETIME}
+    return str(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+@ws.authorizer(identity=["query:token"])
+def sign_in(request: ConnectRequest) -> Principal:
+    """Runs before $connect: a valid token's nickname becomes the connection's principal."""
+    try:
+        claims = jwt.decode(
+            request.query["token"], SECRET, algorithms=["HS256"], options={"require": ["exp"]}
+        )
+        nick, role = SignIn(nick=claims["sub"]).nick, str(claims.get("role", "member"))
+    except (jwt.InvalidTokenError, KeyError, ValueError):
+        raise Reject(401, "Unauthorized") from None
+    return Principal(nick, {"role": role})
+
+
+def require_role(role: str) -> Callable[[Connection], None]:
+    """A guard for ``dependencies=[Depends(require_role(...))]``."""
+
+    def guard(conn: Connection) -> None:
+        if conn.authorizer.get("role") != role:
+            raise Forbidden(f"only a {role} may do this")
+
+    return guard
+
+
+def nickname(conn: Connection) -> str:
+    """The signed-in nickname: the principal API Gateway hands every event."""
+    assert conn.principal is not None  # the authorizer admitted nobody without one
+    return conn.principal
+
 
 class JoinIn(BaseModel):
     room: str = Room
+
+
+class KickIn(BaseModel):
     nick: str = Nick
+
+
+class Kicked(BaseModel):
+    nick: str
+    room: str
 
 
 class JoinOut(BaseModel):
@@ -129,22 +207,22 @@ async def leave(connection_id: str, *, disconnecting: bool = False) -> None:
 
 
 @ws.action("chat.join")
-async def join(data: JoinIn, conn: Connection) -> JoinOut:
-    """Join a room under a nickname (leaving the current room, if any)."""
+async def join(data: JoinIn, conn: Connection, nick: Annotated[str, Depends(nickname)]) -> JoinOut:
+    """Join a room under your signed-in nickname (leaving the current room, if any)."""
     me = conn.connection_id
     # Check, then set: two joins racing on two Lambda instances could both take one nick.
     # Fine for a demo; an app that must never allow it claims the nick with a conditional write.
-    others = {cid: nick for cid, nick in (await room_members(data.room)).items() if cid != me}
-    if data.nick in others.values():
+    others = {cid: who for cid, who in (await room_members(data.room)).items() if cid != me}
+    if nick in others.values():
         raise ActionError(
             "nick_taken",
-            f"{data.nick!r} is already in {data.room!r}",
-            details={"room": data.room, "nick": data.nick},
+            f"{nick!r} is already in {data.room!r}",
+            details={"room": data.room, "nick": nick},
         )
     await leave(me)
-    await ws.set_state(me, {"room": data.room, "nick": data.nick})
-    everyone = sorted([*others.values(), data.nick])
-    presence = Presence(room=data.room, nick=data.nick, members=everyone)
+    await ws.set_state(me, {"room": data.room, "nick": nick})
+    everyone = sorted([*others.values(), nick])
+    presence = Presence(room=data.room, nick=nick, members=everyone)
     await joined_event.publish(topic(data.room), presence)  # before we subscribe
     await ws.subscribe(me, topic(data.room))
     return JoinOut(room=data.room, members=everyone)
@@ -172,6 +250,21 @@ async def send(data: SendIn, conn: Connection) -> SendOut:
 async def leave_room(conn: Connection) -> None:
     """Leave the current room."""
     await leave(conn.connection_id)
+
+
+@ws.action("chat.kick", dependencies=[Depends(require_role("moderator"))])
+async def kick(data: KickIn, conn: Connection) -> Kicked:
+    """Moderators only: close the connection of someone in your room."""
+    current = await seat(conn.connection_id)
+    if current is None:
+        raise ActionError("not_joined", "join a room before kicking")
+    room, _ = current
+    found = [cid for cid, who in (await room_members(room)).items() if who == data.nick]
+    if not found:
+        raise ActionError("no_such_member", f"{data.nick!r} is not in {room!r}")
+    for cid in found:
+        await ws.disconnect(cid)  # its $disconnect tells the room it left
+    return Kicked(nick=data.nick, room=room)
 
 
 @ws.on_disconnect
@@ -219,6 +312,14 @@ CLIENT = Path(__file__).parent.parent / "clients" / "demochat" / "client.js"
 @app.get("/", response_class=HTMLResponse, include_in_schema=False, response_model=None)
 async def page() -> str:
     return PAGE.read_text(encoding="utf-8")
+
+
+@app.post("/token", include_in_schema=False)
+async def token(data: SignIn) -> SignedIn:
+    """The demo's sign-in: anyone may pick a nickname; the moderator code makes a moderator."""
+    moderator = hmac.compare_digest(data.moderator_code.encode(), MODERATOR_CODE.encode())
+    role = "moderator" if moderator else "member"
+    return SignedIn(token=issue_token(data.nick, role), role=role)
 
 
 @app.get("/client.js", include_in_schema=False, response_model=None)

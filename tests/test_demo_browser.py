@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 
 from tests.browser import browser
-from tests.support.demo_page import REPLY, ask, join, stop_mid_reply
+from tests.support.demo_page import REPLY, ask, join, sign_in, stop_mid_reply
 from tests.support.modules import load_demo
 from tests.support.server import serve
 
@@ -52,14 +52,32 @@ def test_validation_errors_are_shown_in_the_page(demo_url: str) -> None:
     with browser() as chromium:
         page = chromium.new_page()
         page.goto(demo_url)
-        page.wait_for_selector("#status:text('connected')")
+        page.fill("#text", "too early")
+        page.click("#send")
+        page.wait_for_selector("#error:text('sign in first')")
+        sign_in(page, demo_url, "ann")
         page.fill("#text", "too early")
         page.click("#send")
         page.wait_for_selector("#error:text('join a room before sending')")
-        page.fill("#nick", "bad/nick!")
-        page.fill("#room", "lobby")
+        page.fill("#room", "bad room!")
         page.click("#join")
-        page.wait_for_selector("#error:text('nick: String should match pattern')")
+        page.wait_for_selector("#error:text('room: String should match pattern')")
+
+
+def test_only_a_moderator_may_kick(demo: ModuleType, demo_url: str) -> None:
+    with browser() as chromium:
+        mod, ann, bob = chromium.new_page(), chromium.new_page(), chromium.new_page()
+        join(ann, demo_url, "ann")
+        join(bob, demo_url, "bob")
+        ann.fill("#kick-nick", "bob")
+        ann.click("#kick")
+        ann.wait_for_selector("#error:text('only a moderator may do this')")
+        join(mod, demo_url, "mod", moderator_code=demo.MODERATOR_CODE)
+        mod.wait_for_selector("#messages li:text('signed in as mod (moderator)')")
+        mod.fill("#kick-nick", "bob")
+        mod.click("#kick")
+        mod.wait_for_selector("#messages li:text('you kicked bob from lobby')")
+        ann.wait_for_selector("#messages li:text('bob left lobby')")
 
 
 # Every text the reply showed, in order: each word replaces the reply's text node.
@@ -81,8 +99,7 @@ def test_the_reply_streams_word_by_word_in_order(
     words = demo.reply_words("how are you?")
     with browser() as chromium:
         page = chromium.new_page()
-        page.goto(demo_url)
-        page.wait_for_selector("#status:text('connected')")
+        sign_in(page, demo_url, "ann")
         page.evaluate(RECORD_REPLY_TEXTS)
         ask(page, "how are you?")
         page.wait_for_selector(f"#messages li:text('the assistant finished ({len(words)} words)')")
@@ -113,8 +130,7 @@ def test_stop_stops_the_reply_on_the_server(
 def test_an_empty_prompt_is_refused_in_the_page(demo_url: str) -> None:
     with browser() as chromium:
         page = chromium.new_page()
-        page.goto(demo_url)
-        page.wait_for_selector("#status:text('connected')")
+        sign_in(page, demo_url, "ann")
         ask(page, "")
         page.wait_for_selector("#error:text('prompt: String should have at least 1 character')")
         assert page.locator("#messages li.reply").count() == 0

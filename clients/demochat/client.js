@@ -333,6 +333,7 @@ export class MangumWSClient {
 }
 const CALLS = {
     chatJoin: ["chat.join", true],
+    chatKick: ["chat.kick", true],
     chatLeave: ["chat.leave", false],
     chatSend: ["chat.send", true],
 };

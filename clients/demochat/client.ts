@@ -14,12 +14,20 @@ export interface ChatMessage {
 
 export interface JoinIn {
   room: string;
-  nick: string;
 }
 
 export interface JoinOut {
   room: string;
   members: Array<string>;
+}
+
+export interface KickIn {
+  nick: string;
+}
+
+export interface Kicked {
+  nick: string;
+  room: string;
 }
 
 export interface Presence {
@@ -92,6 +100,7 @@ export type ErrorCode = "bad_request" | "unknown_action" | "invalid_input" | "pa
 /** Every action that answers once: its input and output. */
 export interface Actions {
   "chat.join": { input: JoinIn; output: JoinOut };
+  "chat.kick": { input: KickIn; output: Kicked };
   "chat.leave": { input: undefined; output: null };
   "chat.send": { input: SendIn; output: SendOut };
 }
@@ -519,8 +528,10 @@ export class MangumWSClient<
 
 /** One typed method per action: `client.call.chatSend(input)`. */
 export interface Calls {
-  /** Join a room under a nickname (leaving the current room, if any). */
+  /** Join a room under your signed-in nickname (leaving the current room, if any). */
   chatJoin(input: JoinIn, options?: CallOptions): Promise<JoinOut>;
+  /** Moderators only: close the connection of someone in your room. */
+  chatKick(input: KickIn, options?: CallOptions): Promise<Kicked>;
   /** Leave the current room. */
   chatLeave(options?: CallOptions): Promise<null>;
   /** Send a message to everyone in your room, yourself included. */
@@ -535,6 +546,7 @@ export interface StreamCalls {
 
 const CALLS: Record<string, [keyof Actions & string, boolean]> = {
   chatJoin: ["chat.join", true],
+  chatKick: ["chat.kick", true],
   chatLeave: ["chat.leave", false],
   chatSend: ["chat.send", true],
 };

@@ -10,10 +10,17 @@ REPLY = "#messages li.reply >> nth=-1"  # the assistant's latest reply
 STOPPED = re.compile(r"the assistant stopped after (\d+) of (\d+) words")
 
 
-def join(page: Any, url: str, nick: str, room: str = "lobby") -> None:
+def sign_in(page: Any, url: str, nick: str, moderator_code: str = "") -> None:
+    """Open the page and sign in: the page connects with the token the demo signs."""
     page.goto(url)
-    page.wait_for_selector("#status:text('connected')")
     page.fill("#nick", nick)
+    page.fill("#moderator-code", moderator_code)
+    page.click("#sign-in")
+    page.wait_for_selector("#status:text('connected')")
+
+
+def join(page: Any, url: str, nick: str, room: str = "lobby", moderator_code: str = "") -> None:
+    sign_in(page, url, nick, moderator_code)
     page.fill("#room", room)
     page.click("#join")
     page.wait_for_selector(f"#messages li:text('you joined {room}')")
