@@ -9,16 +9,27 @@ import time
 from types import ModuleType
 from typing import Any
 
+import jwt
 import pytest
 
 from mangum_ws import DynamoDBStore
+from tests.support.demo_auth import context, token
 from tests.support.dynamodb import fresh_store
-from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
+from tests.support.events import (
+    FakeLambdaContext,
+    authorizer_event,
+    connect_event,
+    disconnect_event,
+    message_event,
+)
 from tests.support.loops import invoke_in_thread, run_on_mangums_loop
 from tests.support.management_api import ManagementApi
 from tests.support.modules import load_demo
 
 ALICE, BOB, CAROL = "Alice000000000=", "Bob00000000000=", "Carol000000000="
+# Who signed in on each connection (Carol's is alice's second device): the authorizer context
+# API Gateway puts on every event of it.
+SIGNED_IN = {ALICE: context("alice"), BOB: context("bob"), CAROL: context("alice")}
 
 
 @pytest.fixture
@@ -55,11 +66,13 @@ def test_rooms_and_nicknames_span_lambda_instances(
         with mgmt_api.lock:
             return [json.loads(data) for posted, data in mgmt_api.posts if posted == cid]
 
-    invoke(a, connect_event(ALICE))
-    invoke(b, connect_event(BOB))
-    invoke(a, connect_event(CAROL))
-    invoke(a, message_event(action("chat.join", {"room": "lobby", "nick": "alice"}), ALICE))
-    invoke(b, message_event(action("chat.join", {"room": "lobby", "nick": "bob"}), BOB))
+    invoke(a, connect_event(ALICE, authorizer=SIGNED_IN[ALICE]))
+    invoke(b, connect_event(BOB, authorizer=SIGNED_IN[BOB]))
+    invoke(a, connect_event(CAROL, authorizer=SIGNED_IN[CAROL]))
+    invoke(
+        a, message_event(action("chat.join", {"room": "lobby"}), ALICE, authorizer=SIGNED_IN[ALICE])
+    )
+    invoke(b, message_event(action("chat.join", {"room": "lobby"}), BOB, authorizer=SIGNED_IN[BOB]))
     assert frames(BOB)[-1]["data"] == {"room": "lobby", "members": ["alice", "bob"]}
     assert frames(ALICE)[-1] == {
         "type": "event",
@@ -68,19 +81,30 @@ def test_rooms_and_nicknames_span_lambda_instances(
     }
 
     # Carol's instance never saw alice join, and still knows the nickname is taken.
-    invoke(a, message_event(action("chat.join", {"room": "lobby", "nick": "alice"}), CAROL))
+    invoke(
+        a, message_event(action("chat.join", {"room": "lobby"}), CAROL, authorizer=SIGNED_IN[CAROL])
+    )
     assert frames(CAROL)[-1]["error"]["code"] == "nick_taken"
-    invoke(a, message_event(action("chat.send", {"text": "hi?"}), CAROL))
+    invoke(
+        a, message_event(action("chat.send", {"text": "hi?"}), CAROL, authorizer=SIGNED_IN[CAROL])
+    )
     assert frames(CAROL)[-1]["error"]["code"] == "not_joined"
 
     # Bob joined on instance b and speaks through instance a: a reads his seat from the store.
-    invoke(a, message_event(action("chat.send", {"text": "hello from a"}), BOB))
+    invoke(
+        a,
+        message_event(
+            action("chat.send", {"text": "hello from a"}), BOB, authorizer=SIGNED_IN[BOB]
+        ),
+    )
     for cid in (ALICE, BOB):
         pushed = [f for f in frames(cid) if f.get("event") == "chat.message"]
         assert [(f["data"]["nick"], f["data"]["text"]) for f in pushed] == [("bob", "hello from a")]
     assert not [f for f in frames(CAROL) if f.get("event") == "chat.message"]
 
-    invoke(b, disconnect_event(ALICE))  # alice joined through a; b still knows her room
+    invoke(
+        b, disconnect_event(ALICE, authorizer=SIGNED_IN[ALICE])
+    )  # alice joined through a; b still knows her room
     assert frames(BOB)[-1] == {
         "type": "event",
         "event": "chat.left",
@@ -99,13 +123,15 @@ def test_a_stop_handled_by_the_other_instance_ends_the_streamed_reply(
     a, b = instances
     monkeypatch.setattr(a, "WORD_DELAY", 0.1)  # the whole reply would take 8 s
     words = a.reply_words("hi")
-    invoke(a, connect_event(ALICE))
+    invoke(a, connect_event(ALICE, authorizer=SIGNED_IN[ALICE]))
     ask = message_event(action("assistant.reply", {"prompt": "hi"}), ALICE)
     streaming, answers = invoke_in_thread(a.handler, ask, FakeLambdaContext())
     deadline = time.monotonic() + 10
     while len(mgmt_api.received(ALICE)) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    invoke(b, message_event({"action": "$cancel", "id": "1"}, ALICE))  # Stop, on instance b
+    invoke(
+        b, message_event({"action": "$cancel", "id": "1"}, ALICE, authorizer=SIGNED_IN[ALICE])
+    )  # Stop, on instance b
     streaming.join(timeout=10)
     assert answers == [{"statusCode": 200}]
 
@@ -122,3 +148,42 @@ def test_a_stop_handled_by_the_other_instance_ends_the_streamed_reply(
     # The word being posted when the cancel struck may have gone out or not.
     assert len(chunks) <= ended["data"]["words"] <= len(chunks) + 1
     assert (cancelled["id"], cancelled["error"]["code"]) == ("1", "cancelled")
+
+
+def test_the_demos_authorizer_admits_signed_tokens_only(
+    instances: tuple[ModuleType, ModuleType],
+) -> None:
+    a, _ = instances
+    allowed = a.handler(authorizer_event(query={"token": token("ann")}), FakeLambdaContext())
+    assert allowed["principalId"] == "ann"
+    assert allowed["context"] == {"role": "member"}
+    assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    forged = jwt.encode({"sub": "ann", "role": "moderator", "exp": time.time() + 60}, "x" * 40)
+    for bad in (forged, "not-a-jwt", ""):
+        with pytest.raises(Exception, match=r"^Unauthorized$"):
+            a.handler(authorizer_event(query={"token": bad}), FakeLambdaContext())
+
+
+def test_only_a_moderator_may_kick(
+    instances: tuple[ModuleType, ModuleType], mgmt_api: ManagementApi
+) -> None:
+    a, b = instances
+    moderator = context("mod", "moderator")
+    invoke(a, connect_event(ALICE, authorizer=SIGNED_IN[ALICE]))
+    invoke(b, connect_event(CAROL, authorizer=moderator))
+    invoke(
+        a, message_event(action("chat.join", {"room": "lobby"}), ALICE, authorizer=SIGNED_IN[ALICE])
+    )
+    invoke(b, message_event(action("chat.join", {"room": "lobby"}), CAROL, authorizer=moderator))
+    kick = action("chat.kick", {"nick": "mod"})
+    invoke(a, message_event(kick, ALICE, authorizer=SIGNED_IN[ALICE]))
+    refused: Any = mgmt_api.received(ALICE)[-1]
+    assert refused["error"] == {
+        "code": "forbidden",
+        "message": "only a moderator may do this",
+        "details": None,
+    }
+    invoke(a, message_event(action("chat.kick", {"nick": "alice"}), CAROL, authorizer=moderator))
+    kicked: Any = mgmt_api.received(CAROL)[-1]
+    assert kicked["data"] == {"nick": "alice", "room": "lobby"}
+    assert mgmt_api.deletes == [ALICE]

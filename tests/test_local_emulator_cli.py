@@ -14,7 +14,8 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.browser import browser
-from tests.support.demo_page import join, stop_mid_reply
+from tests.support.demo_auth import signed_in
+from tests.support.demo_page import join, sign_in, stop_mid_reply
 from tests.support.modules import load_demo
 from tests.support.processes import Background, free_port, run, without_aws
 from tests.support.server import serve
@@ -53,9 +54,9 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
         emulator.output()
 
 
-def join_room(client: object, nick: str) -> None:
+def join_room(client: object) -> None:
     client.send(  # type: ignore[attr-defined]
-        json.dumps({"action": "chat.join", "id": "j", "data": {"room": "r", "nick": nick}})
+        json.dumps({"action": "chat.join", "id": "j", "data": {"room": "r"}})
     )
 
 
@@ -63,10 +64,13 @@ def test_chats_the_moment_the_url_is_printed_without_any_aws_setup(emulator: Emu
     url_line = emulator.first_line()
     assert url_line.startswith(f"WebSocket:       ws://127.0.0.1:{emulator.port}/local")
     # No wait, no retry: printed means accepting.
-    with connect(emulator.url, open_timeout=2) as alice, connect(emulator.url) as bob:
-        join_room(alice, "alice")
+    with (
+        connect(signed_in(emulator.url, "alice"), open_timeout=2) as alice,
+        connect(signed_in(emulator.url, "bob")) as bob,
+    ):
+        join_room(alice)
         assert json.loads(alice.recv(timeout=10))["data"]["members"] == ["alice"]
-        join_room(bob, "bob")
+        join_room(bob)
         assert json.loads(bob.recv(timeout=10))["data"]["members"] == ["alice", "bob"]
         assert json.loads(alice.recv(timeout=10))["event"] == "chat.joined"
         alice.send(json.dumps({"action": "chat.send", "data": {"text": "hello, bob"}}))
@@ -83,9 +87,9 @@ def test_a_failed_reply_is_one_log_line(tmp_path: Path) -> None:
     nowhere = free_port()  # nothing listens there
     emulator = Emulator(tmp_path, free_port(), management_url=f"http://127.0.0.1:{nowhere}")
     emulator.first_line()
-    with connect(emulator.url) as client:
-        for nick in ("a", "b"):
-            join_room(client, nick)
+    with connect(signed_in(emulator.url, "a")) as client:
+        for _ in range(2):
+            join_room(client)
         emulator.wait_for_log("not posted", 2)
     log = emulator.output()
     failures = [line for line in log.splitlines() if "not posted" in line]
@@ -119,8 +123,7 @@ def test_the_demo_pages_stop_button_stops_the_lambdas_stream(tmp_path: Path) -> 
     demo = load_demo("demochat_page")
     with serve(demo.app) as address, browser() as chromium:
         page = chromium.new_page()
-        page.goto(f"http://{address}/?ws={emulator.url}")
-        page.wait_for_selector("#status:text('connected')")
+        sign_in(page, f"http://{address}/?ws={emulator.url}", "ann")
         stop_mid_reply(page, "via the emulator", demo.reply_words("via the emulator"), word_delay)
     assert "Traceback" not in emulator.output()
 

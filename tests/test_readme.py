@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+from tests.support.demo_auth import signed_in
 from tests.support.processes import ROOT, Background, free_port
 from tests.support.server import serve
 
@@ -139,9 +140,12 @@ def installed(clone: Path) -> set[str]:
 
 
 def chat(url: str) -> None:
-    with connect(url, open_timeout=5) as ann, connect(url, open_timeout=5) as ben:
-        for client, nick in ((ann, "ann"), (ben, "ben")):
-            join = {"action": "chat.join", "id": "j", "data": {"room": "lobby", "nick": nick}}
+    with (
+        connect(signed_in(url, "ann"), open_timeout=5) as ann,
+        connect(signed_in(url, "ben"), open_timeout=5) as ben,
+    ):
+        for client in (ann, ben):
+            join = {"action": "chat.join", "id": "j", "data": {"room": "lobby"}}
             client.send(json.dumps(join))
             assert json.loads(client.recv(timeout=10))["type"] == "result"
         ann.recv(timeout=10)  # ben joined

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from ..auth import FAILED, UNAUTHORIZED
+from ..auth import FAILED, UNAUTHORIZED, IdentitySource
 from ..errors import Reject
 from ..events import Stage, connect_event, disconnect_event, message_event
 from ..gatekeeper import Upgrade, authorize, read_upgrade, refuse
@@ -79,10 +79,8 @@ class LocalApiGatewayApp:
             keys = frozenset(owner.registry.routes) if owner is not None else frozenset()
         self.selector = RouteSelector(settings.route_selection, keys)
         self.route_responses = _route_responses(handler, settings.route_responses)
-        # The identity sources of the MangumWS's @ws.authorizer: API Gateway checks them.
-        spec = owner.registry.authorizer if owner is not None else None
-        self.identity = spec.identity if spec is not None else None
-        if self.identity is not None and settings.authorizer is not None:
+        self.handler = handler
+        if self._identity() is not None and settings.authorizer is not None:
             raise ValueError(
                 "the handler's MangumWS has an @ws.authorizer: leave out the authorizer= setting"
             )
@@ -110,13 +108,21 @@ class LocalApiGatewayApp:
 
     async def _authorize(self, upgrade: Upgrade) -> dict[str, Any] | Refusal | None:
         """The authorizer context, a refusal, or None when the stage has no authorizer."""
-        if self.identity is not None:  # the MangumWS's @ws.authorizer, as the template deploys it
-            return await authorize(self.runtime.invoke, self.identity, upgrade)
+        identity = self._identity()
+        if identity is not None:  # the MangumWS's @ws.authorizer, as the template deploys it
+            return await authorize(self.runtime.invoke, identity, upgrade)
         if self.settings.authorizer is not None:
             return await self._authorize_legacy(
                 dict(upgrade.headers), dict(upgrade.query), self.settings.authorizer
             )
         return None
+
+    def _identity(self) -> tuple[IdentitySource, ...] | None:
+        """The identity sources of the @ws.authorizer of the MangumWS behind the handler (read
+        per upgrade: a handler may be given its app after the emulator starts)."""
+        owner = find_mangum_ws(self.handler)
+        spec = owner.registry.authorizer if owner is not None else None
+        return spec.identity if spec is not None else None
 
     @staticmethod
     async def _authorize_legacy(
