@@ -261,14 +261,19 @@ async def execute(
                     kwargs[name] = value
             return await _run(spec, kwargs, request_id, conn, streams)
     except ActionError as exc:  # a guard's refusal (Forbidden, Unauthorized, any ActionError)
-        return error_frame(
-            exc.code, exc.message, request_id=request_id, action=spec.name, details=exc.details
-        )
+        return refused(exc, request_id, spec.name)
     except HTTPException as exc:  # a FastAPI dependency's own refusal
         code = _HTTP_CODES.get(exc.status_code)
         if code is None:
             raise
         return error_frame(code, str(exc.detail), request_id=request_id, action=spec.name)
+
+
+def refused(exc: ActionError, request_id: str | None, action: str) -> str:
+    """The error frame of an ActionError (an action's, or a guard's)."""
+    return error_frame(
+        exc.code, exc.message, request_id=request_id, action=action, details=exc.details
+    )
 
 
 # FastAPI dependencies refuse with HTTPException; these two have a protocol error code.
@@ -291,9 +296,7 @@ async def _run(
     try:
         result = await call(spec.func, spec.is_async, **kwargs)
     except ActionError as exc:
-        return error_frame(
-            exc.code, exc.message, request_id=request_id, action=spec.name, details=exc.details
-        )
+        return refused(exc, request_id, spec.name)
 
     if spec.output_adapter is None:
         if result is not None:

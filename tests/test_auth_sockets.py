@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from mangum import Mangum
 from pydantic import BaseModel
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from mangum_ws import Connection, ConnectRequest, MangumWS, Principal, Reject
-from mangum_ws.local import LocalApiGateway
+from tests import test_streams as streams
 from tests.support.messages import call
-from tests.support.server import free_port, serve
 
 
 class Me(BaseModel):
@@ -68,22 +66,12 @@ def chat(ws: MangumWS, seen: Seen) -> FastAPI:
     return app
 
 
-@contextmanager
-def mounted(seen: Seen) -> Iterator[str]:
-    ws = MangumWS()
-    app = chat(ws, seen)
-    ws.mount(app)
-    with serve(app) as address:
-        yield f"ws://{address}/"
+def mounted(seen: Seen) -> AbstractContextManager[str]:
+    return streams.mounted([], lambda ws, _: chat(ws, seen))
 
 
-@contextmanager
-def emulated(seen: Seen) -> Iterator[str]:
-    port = free_port()
-    ws = MangumWS(endpoint_url=f"http://127.0.0.1:{port}")
-    handler = Mangum(chat(ws, seen), custom_handlers=[ws.handler])
-    with LocalApiGateway(handler, port=port) as gateway:
-        yield gateway.ws_url
+def emulated(seen: Seen) -> AbstractContextManager[str]:
+    return streams.emulated([], build=lambda ws, _: chat(ws, seen))
 
 
 PATHS: dict[str, Callable[[Seen], AbstractContextManager[str]]] = {

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.events import connect_event, message_event
+from tests.support.demo_auth import context, token
+from tests.support.events import authorizer_event, connect_event, message_event
 from tests.support.management_api import ManagementApi
 
 ROOT = Path(__file__).parent.parent
@@ -103,14 +104,16 @@ def test_sam_validates_and_builds_the_demo_and_the_built_function_answers(
     app.mkdir()
     for name in ("demochat.py", "demochat.html"):
         shutil.copy(ROOT / "examples" / name, app / name)
-    (app / "requirements.txt").write_text(f"mangum-ws[aws] @ {wheel.as_uri()}\n")
+    (app / "requirements.txt").write_text(f"mangum-ws[aws,demo] @ {wheel.as_uri()}\n")
 
     deploy = [sys.executable, "-m", "mangum_ws.deploy", "demochat:ws", "--app-dir", "app"]
     run([*deploy, "--sam", "template.yaml", "--runtime", runtime], tmp_path, env)
-    function = json.loads((tmp_path / "template.yaml").read_text())["Resources"][
-        "WebSocketFunction"
-    ]["Properties"]
+    resources = json.loads((tmp_path / "template.yaml").read_text())["Resources"]
+    function = resources["WebSocketFunction"]["Properties"]
     assert (function["CodeUri"], function["Handler"]) == ("app", "demochat.handler")
+    # The demo's @ws.authorizer: a REQUEST authorizer on $connect, validated by SAM CLI below.
+    authorizer = resources["ConnectAuthorizer"]["Properties"]
+    assert authorizer["IdentitySource"] == ["route.request.querystring.token"]
 
     sam = str(ROOT / "scripts" / "sam")
     run([sam, "validate", "--lint", "--template", "template.yaml"], tmp_path, env)
@@ -118,11 +121,16 @@ def test_sam_validates_and_builds_the_demo_and_the_built_function_answers(
     built = tmp_path / "build" / "WebSocketFunction"
     assert (built / "demochat.py").is_file()
 
+    signed_in = context("ann")
     events = [
-        connect_event("conn-1"),
-        message_event({"action": "chat.join", "id": "j1", "data": {"room": "r", "nick": "ann"}}),
+        authorizer_event("conn-1", query={"token": token("ann")}),
+        connect_event("conn-1", authorizer=signed_in),
+        message_event(
+            {"action": "chat.join", "id": "j1", "data": {"room": "r"}},
+            "conn-1",
+            authorizer=signed_in,
+        ),
     ]
-    events[1]["requestContext"]["connectionId"] = "conn-1"
     lambda_env = {
         "PATH": env["PATH"],
         "AWS_REGION": "us-east-1",
@@ -144,7 +152,9 @@ def test_sam_validates_and_builds_the_demo_and_the_built_function_answers(
     assert result.returncode == 0, result.stderr
     output: dict[str, Any] = json.loads(result.stdout)
     assert output["version"] == "0.2.0"
-    connect_answer, message_answer = output["answers"]
+    policy, connect_answer, message_answer = output["answers"]
+    assert (policy["principalId"], policy["context"]) == ("ann", {"role": "member"})
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
     assert connect_answer["statusCode"] == 200
     assert message_answer["statusCode"] == 200
     [reply] = mgmt_api.received("conn-1")

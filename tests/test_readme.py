@@ -187,7 +187,7 @@ def test_the_demo_command_from_a_fresh_clone(
         assert match, line
         chat(f"ws://{match.group(1)}/ws")
     packages = installed(fresh_clone[0])
-    assert {"fastapi", "mangum", "pydantic", "uvicorn", "websockets"} <= packages
+    assert {"fastapi", "mangum", "pydantic", "uvicorn", "websockets", "pyjwt"} <= packages
     assert not packages & (DEV_ONLY | {"boto3"}), packages
 
 
