@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .auth import AuthorizerSpec, ConnectRequest, Principal, policy
+from .auth import MAX_AUTHORIZER_RESPONSE_BYTES, AuthorizerSpec, ConnectRequest, Principal, policy
 from .events import InvalidEvent, _headers, _mapping, _strings
 
 logger = logging.getLogger("mangum_ws")
@@ -73,7 +73,11 @@ async def answer(spec: AuthorizerSpec | None, event: Mapping[str, Any]) -> tuple
         return 500, ""
     decision = await spec.decide(request)
     if isinstance(decision, Principal):
-        return 200, decision.response("Allow", request.method_arn).decode()
+        body = decision.response("Allow", request.method_arn)
+        if len(body) > MAX_AUTHORIZER_RESPONSE_BYTES:  # a method ARN longer than the check's
+            logger.error("the authorizer's answer is %d bytes, over 8 KB (500)", len(body))
+            return 500, ""
+        return 200, body.decode()
     if decision.status_code == 403:
         return 200, json.dumps(policy(ANONYMOUS, "Deny", request.method_arn))
     return decision.status_code, ""

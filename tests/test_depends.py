@@ -4,6 +4,7 @@ action whatever happened, and each dependency runs once per call."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -234,3 +235,33 @@ def test_bad_dependencies_are_refused_at_registration() -> None:
         ws.action("a")(lambda value=Depends(needs_input): None)
     with pytest.raises(RegistrationError, match="dependencies= takes Depends"):
         ws.action("b", dependencies=[needs_input])(lambda: None)
+
+
+def test_a_streams_yield_dependency_is_cleaned_up_when_it_is_cancelled() -> None:
+    ws = MangumWS()
+    log = Log()
+    app = FastAPI()
+
+    async def lease(conn: Connection) -> AsyncIterator[str]:
+        log.add("lease taken")
+        try:
+            yield "lease"
+        finally:
+            log.add("lease returned")
+
+    @ws.action("ticks")
+    async def ticks(held: str = Depends(lease)) -> AsyncIterator[User]:
+        for n in range(1000):
+            yield User(name=f"{held}-{n}", role="tick")
+            await asyncio.sleep(0.01)
+
+    ws.mount(app)
+    with serve(app) as address, connect(f"ws://{address}/") as client:
+        client.send(call("ticks", "t"))
+        first = json.loads(client.recv(timeout=10))
+        assert (first["type"], first["data"]["name"]) == ("chunk", "lease-0")
+        client.send(json.dumps({"action": "$cancel", "id": "t"}))
+        while (frame := json.loads(client.recv(timeout=10)))["type"] == "chunk":
+            pass
+        assert frame["error"]["code"] == "cancelled"
+    assert log.lines == ["lease taken", "lease returned"]

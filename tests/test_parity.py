@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from mangum import Mangum
 from pydantic import BaseModel, Field
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from mangum_ws import ActionError, Connection, ConnectRequest, MangumWS, Principal
+from mangum_ws import ActionError, Connection, ConnectRequest, Forbidden, MangumWS, Principal
 from mangum_ws.local import LocalApiGateway
 from tests.support.events import (
     FakeLambdaContext,
@@ -106,6 +106,14 @@ def chat_app(ws: MangumWS, disconnects: list[int]) -> FastAPI:
     async def big() -> Big:
         return Big(blob="b" * 140_000)
 
+    def staff_only(conn: Connection) -> None:  # a guard: the authorizer's context says "user"
+        if conn.principal != "staff":
+            raise Forbidden(f"{conn.principal} is not staff")
+
+    @ws.action("staff", dependencies=[Depends(staff_only)])
+    async def staff() -> Echo:
+        return Echo(text="never")
+
     @ws.action("legacy", route="sendmessage")
     async def legacy(data: Echo) -> Echo:
         return Echo(text=data.text.upper())
@@ -138,6 +146,7 @@ SCRIPT: list[tuple[str, str]] = [
     ("bob", call("big", "12")),
     ("bob", call("echo", "i" * 129, {"text": "long id"})),
     ("alice", call("sum", "13", {"items": [1, 2, 3]})),
+    ("bob", call("staff", "14")),
 ]
 IDS = {"alice": "AaaaaaaaaaaaaaA=", "bob": "BbbbbbbbbbbbbbB="}
 AUTHORIZER = {"principalId": "user", "tier": 3}
@@ -318,6 +327,7 @@ def test_every_path_gives_each_client_the_same_frames_and_close_codes(
         ("error", "bad_request"),
         ("error", "internal_error"),
         ("error", "no_such_member"),
+        ("error", "forbidden"),
     }
     assert on_lambda[11]["alice"] == [
         {"type": "event", "event": "poked", "data": {"by": "bob", "text": "hey"}}
@@ -341,4 +351,5 @@ def test_every_path_gives_each_client_the_same_frames_and_close_codes(
         ("11", "unknown_action"),  # a 127 KB name, repeated as a 64-character prefix
         ("12", "internal_error"),  # a 140 KB result
         (None, "bad_request"),  # an id of 129 characters is never echoed
+        ("14", "forbidden"),  # a Depends guard
     ]
