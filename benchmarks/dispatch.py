@@ -4,6 +4,8 @@
 
 (floor) parse JSON + validate + call + dump, done directly: the work any implementation must do.
 (ours)  Mangum(app, custom_handlers=[ws.handler]) with a MESSAGE event, reply as route response.
+(guard) ours, with an async FastAPI ``Depends`` guard reading the Connection (a per-action auth
+        check): its cost over (ours) is what a guard adds per event.
 (seed)  the seed's way: the event becomes a FastAPI route with a path parameter and a JSON body
         that calls an on_message hook, which validates, calls and dumps the same model.
 All three run in this process, one after another, and each is timed as the median of repeats.
@@ -20,12 +22,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Body, FastAPI
+from fastapi import APIRouter, Body, Depends, FastAPI
 from mangum import Mangum
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, Response, Scope
 from pydantic import BaseModel
 
-from mangum_ws import AwsGateway, MangumWS
+from mangum_ws import AwsGateway, Connection, Forbidden, MangumWS
 
 
 class AddIn(BaseModel):
@@ -80,14 +82,19 @@ def floor() -> Callable[[], Any]:
     return lambda: loop.run_until_complete(once())
 
 
-def ours(lifespan: str) -> Callable[[], Any]:
+async def signed_in(conn: Connection) -> None:
+    if conn.connection_id is None:  # never: the guard's cost is the resolution itself
+        raise Forbidden()
+
+
+def ours(lifespan: str, guarded: bool = False) -> Callable[[], Any]:
     app = FastAPI()
     # As deployed: an AWS gateway (never called here, replies are route responses).
     ws = MangumWS(
         gateway=AwsGateway("https://abc.execute-api.us-east-1.amazonaws.com/prod"),
         route_responses=True,
     )
-    ws.action("math.add")(add)
+    ws.action("math.add", dependencies=[Depends(signed_in)] if guarded else ())(add)
     app.include_router(ws.router)
     handler = Mangum(app, custom_handlers=[ws.handler], lifespan=lifespan)  # type: ignore[arg-type]
     assert json.loads(handler(EVENT, None)["body"])["data"] == {"total": 5}  # type: ignore[arg-type]
@@ -183,6 +190,10 @@ def main() -> None:
         print(f"{f'ours   (Mangum lifespan={lifespan})':<34}{mine:>16.1f}{mine / base:>10.2f}")
         print(f"{f'seed   (Mangum lifespan={lifespan})':<34}{theirs:>16.1f}{theirs / base:>10.2f}")
         print(f"  ours / seed = {mine / theirs:.2f}")
+    guarded = per_event_us(ours("off", guarded=True), args.events, args.repeats)
+    plain = per_event_us(ours("off"), args.events, args.repeats)
+    print(f"{'ours + Depends guard (lifespan=off)':<34}{guarded:>16.1f}{guarded / base:>10.2f}")
+    print(f"  guarded / ours = {guarded / plain:.2f}")
 
 
 if __name__ == "__main__":
