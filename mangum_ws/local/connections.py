@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from ..events import Peer
+from ..gateways.sockets import LockedSocket
 from ..limits import Closing
 
 
@@ -26,29 +25,22 @@ class LiveConnection:
     last_active_monotonic: float = field(default_factory=time.monotonic)
     # Set when the server side closes (DELETE, idle, max age): the DISCONNECT event reports it.
     closed_by_server: Closing | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    socket: LockedSocket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.socket = LockedSocket(self.websocket)
 
     def touch(self) -> None:
         self.last_active_ms = time.time() * 1000
         self.last_active_monotonic = time.monotonic()
 
     async def send(self, text: str) -> bool:
-        async with self.lock:
-            if self.websocket.application_state is not WebSocketState.CONNECTED:
-                return False
-            try:
-                await self.websocket.send_text(text)
-            except (OSError, RuntimeError, WebSocketDisconnect):  # the client left mid-send
-                return False
-            return True
+        return await self.socket.send(text)
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed_by_server is None:
             self.closed_by_server = Closing(code, reason)
-        async with self.lock:
-            if self.websocket.application_state is WebSocketState.CONNECTED:
-                with contextlib.suppress(OSError, RuntimeError):
-                    await self.websocket.close(code=code, reason=reason)
+        await self.socket.close(Closing(code, reason))
 
     def description(self) -> dict[str, object]:
         """GET @connections/{id}, with the wire names of the Management API (boto3 maps
