@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .client import build_client
-from .schema import build_schema
+from .schema import build_schema, schema_document
 from .typescript import UnsupportedSchema
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def generate(ws: MangumWS, title: str = "app") -> dict[str, str]:
     """File name -> content; byte-identical for the same registry, on any machine."""
     schema = build_schema(ws, title)
     return {
-        "schema.json": json.dumps(schema, indent=2, ensure_ascii=False) + "\n",
+        "schema.json": json.dumps(schema_document(schema), indent=2, ensure_ascii=False) + "\n",
         "client.ts": build_client(schema, title),
     }
 
