@@ -187,6 +187,19 @@ async def has_finished(data: Tag) -> bool:
     return data.tag in finished
 
 
+class Named(BaseModel):
+    """Patterns with Unicode classes: the schema must read them as Pydantic does."""
+
+    name: str = Field(pattern=r"^[\w .-]+$")
+    code: str = Field(default="0", pattern=r"^\d+$")
+    word: str = Field(default="a", pattern=r"^\w+\s?\S*$")
+
+
+@ws.action("zoo.named")
+async def named(data: Named) -> Named:
+    return data
+
+
 @ws.action("zoo.letters")
 async def letters() -> AsyncIterator[str]:
     for letter in "abc":
