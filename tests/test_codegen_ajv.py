@@ -18,7 +18,7 @@ from tests.codegen_zoo import CORPUS
 from tests.test_codegen_typescript import CLIENTS, require_node_tools
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
-import demochat  # noqa: E402
+import demochat
 
 CHECK = CLIENTS / "test" / "ajv_check.mjs"
 ZOO: dict[str, Any] = json.loads(generate(codegen_zoo.ws, "tests.codegen_zoo:ws")["schema.json"])
@@ -129,12 +129,12 @@ LAX: list[Any] = [
     {**EVERYTHING, "defaulted": "7"},  # a numeric string for an int
     {**EVERYTHING, "when": 1_700_000_000},  # a Unix time for a datetime
     {**EVERYTHING, "pet": {"kind": "dog", "good": 0}},  # 0 and 1 for booleans
-    {**EVERYTHING, "amount": "１２"},  # non-ASCII digits, which Decimal() reads
+    {**EVERYTHING, "amount": "\uff11\uff12"},  # non-ASCII digits, which Decimal() reads
     {**EVERYTHING, "ident": UUID.replace("-", "")},  # a UUID without its dashes
     {
         **EVERYTHING,
         "when": "2026-11-25T03:18:32",
-    },  # a datetime without an offset (RFC 3339 has one)
+    },  # a naive datetime (RFC 3339 has an offset)
 ]
 
 
