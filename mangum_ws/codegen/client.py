@@ -32,6 +32,8 @@ RUNTIME_NAMES = frozenset(
         "CALLS",
         "Pending",
         "OPEN",
+        "MAX_FRAME_BYTES",
+        "frameBytes",
     }
 )
 
