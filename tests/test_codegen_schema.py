@@ -145,7 +145,7 @@ def test_generation_is_deterministic_across_processes(tmp_path: Path) -> None:
         )
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outputs[0] == outputs[1]
-    assert set(outputs[0]) == {"schema.json", "client.ts"}
+    assert set(outputs[0]) == {"schema.json", "asyncapi.json", "client.ts"}
     assert (
         generate(codegen_zoo.ws, "tests.codegen_zoo:ws")["client.ts"].encode()
         == outputs[0]["client.ts"]

@@ -42,7 +42,7 @@ def draft07(schema: Any) -> Any:
         return [draft07(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
             out[key] = "#/components/schemas/" + _key(value.removeprefix("#/$defs/"))
@@ -134,12 +134,16 @@ def build_asyncapi(
             replies.append(
                 add(
                     f"{key}.chunk",
-                    _message(f"{name}.chunk", f"{name} chunk", chunk, "One value the stream yields."),
+                    _message(
+                        f"{name}.chunk", f"{name} chunk", chunk, "One value the stream yields."
+                    ),
                 )
             )
         result = _frame("ResultFrame", action={"const": name}, data=draft07(entry["output"]))
         what = "The stream has ended." if entry.get("stream") else "The action's output."
-        replies.append(add(f"{key}.result", _message(f"{name}.result", f"{name} result", result, what)))
+        replies.append(
+            add(f"{key}.result", _message(f"{name}.result", f"{name} result", result, what))
+        )
         operation: dict[str, Any] = {
             "action": "receive",
             "channel": _ref("channels", CHANNEL),
@@ -172,7 +176,11 @@ def build_asyncapi(
         "summary": "Stop the running stream with this id; it ends with error code cancelled.",
         "messages": [cancelled],
     }
-    keepalive = {"type": "object", "required": ["action"], "properties": {"action": {"const": KEEPALIVE}}}
+    keepalive = {
+        "type": "object",
+        "required": ["action"],
+        "properties": {"action": {"const": KEEPALIVE}},
+    }
     kept = add("keepalive", _message(KEEPALIVE, "Keep-alive", keepalive, "Read, never answered."))
     operations[_operation(operations, "keepalive")] = {
         "action": "receive",
@@ -215,7 +223,12 @@ def build_asyncapi(
     document["operations"] = operations
     document["components"] = {
         "schemas": {_key(name): draft07(schema) for name, schema in catalogue["$defs"].items()},
-        "correlationIds": {"id": {"description": "The request's id, echoed in every reply.", "location": "$message.payload#/id"}},
+        "correlationIds": {
+            "id": {
+                "description": "The request's id, echoed in every reply.",
+                "location": "$message.payload#/id",
+            }
+        },
     }
     for key, message in messages.items():
         if not key.endswith(".event") and key != "keepalive":  # pushes and keep-alives have no id
