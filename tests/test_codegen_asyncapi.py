@@ -86,9 +86,10 @@ def test_streams_reply_with_chunks_then_a_result() -> None:
         "zoo.count.result",
         "error",
     ]
-    chunk = ZOO["channels"]["socket"]["messages"]["zoo.count.chunk"]["payload"]
-    assert chunk["properties"]["data"] == {"$ref": "#/components/schemas/Token"}
-    assert chunk["properties"]["type"] == {"const": "chunk"}
+    chunk = ZOO["channels"]["socket"]["messages"]["zoo.count.chunk"]["payload"]["allOf"]
+    assert chunk[0] == {"$ref": "#/components/schemas/ChunkFrame"}  # type "chunk", id, seq
+    assert chunk[1]["properties"]["data"] == {"$ref": "#/components/schemas/Token"}
+    assert chunk[1]["properties"]["action"] == {"const": "zoo.count"}
     request = ZOO["channels"]["socket"]["messages"]["zoo.count.request"]["payload"]
     assert request["required"] == ["action", "id"]  # a stream needs an id
 
@@ -96,8 +97,12 @@ def test_streams_reply_with_chunks_then_a_result() -> None:
 def test_events_are_send_operations_and_models_are_components() -> None:
     tick = ZOO["operations"]["tick.event"]
     assert tick["action"] == "send"
-    payload = ZOO["channels"]["socket"]["messages"]["tick.event"]["payload"]
-    assert payload["properties"]["event"] == {"const": "tick"}
+    payload = ZOO["channels"]["socket"]["messages"]["tick.event"]["payload"]["allOf"]
+    assert payload[0] == {"$ref": "#/components/schemas/EventFrame"}
+    assert payload[1]["properties"] == {
+        "event": {"const": "tick"},
+        "data": {"$ref": "#/components/schemas/Tick"},
+    }
     assert "correlationId" not in ZOO["channels"]["socket"]["messages"]["tick.event"]
     schemas = ZOO["components"]["schemas"]
     assert {"Everything-Input", "Tick", "ErrorFrame", "ErrorCode"} <= set(schemas)

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..protocol import CANCEL, KEEPALIVE, PROTOCOL_VERSION
-from .schema import ENVELOPES, has_input
+from .schema import has_input
 
 __all__ = ["ASYNCAPI_VERSION", "build_asyncapi", "server_object"]
 
@@ -83,9 +83,13 @@ def _message(name: str, title: str, payload: Any, summary: str) -> dict[str, Any
 
 
 def _frame(envelope: str, **fixed: Any) -> dict[str, Any]:
-    """The envelope's schema with some properties pinned to this action or event."""
-    base = draft07(ENVELOPES[envelope])
-    return {**base, "properties": {**base["properties"], **fixed}}
+    """The envelope, with some of its properties pinned to this action or event."""
+    return {
+        "allOf": [
+            _ref("components/schemas", envelope),
+            {"type": "object", "properties": fixed},
+        ]
+    }
 
 
 def build_asyncapi(
