@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from mangum_ws import ActionError, Connection, MangumWS
@@ -89,6 +90,15 @@ class Tick(BaseModel):
 
 
 ws = MangumWS()
+
+
+def app() -> FastAPI:
+    """The zoo served by ws.mount, the query's token as its authorizer context."""
+    served = FastAPI()
+    ws.mount(served, authorizer=lambda conn: {"token": conn.query.get("token")})
+    return served
+
+
 tick = ws.event("tick", Tick)
 ws.event("everything.changed", Everything)
 

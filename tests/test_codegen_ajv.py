@@ -4,7 +4,6 @@ ajv-formats, no added keywords) compiles it, and agrees with Pydantic on what is
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,12 @@ from pydantic import BaseModel, ValidationError
 from mangum_ws.codegen import generate
 from tests import codegen_zoo
 from tests.codegen_zoo import CORPUS
+from tests.support.node import node_check
 from tests.test_codegen_typescript import CLIENTS, require_node_tools
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 import demochat
 
-CHECK = CLIENTS / "test" / "ajv_check.mjs"
 ZOO: dict[str, Any] = json.loads(generate(codegen_zoo.ws, "tests.codegen_zoo:ws")["schema.json"])
 DEMO: dict[str, Any] = json.loads(generate(demochat.ws, "demochat:ws")["schema.json"])
 
@@ -30,16 +29,7 @@ def ajv(schema: dict[str, Any], cases: list[tuple[str, Any]]) -> list[bool]:
     if not (CLIENTS / "node_modules" / "ajv").exists():
         pytest.fail("ajv is missing: cd clients && npm install")
     payload = {"schema": schema, "cases": [{"ref": r, "payload": p} for r, p in cases]}
-    result = subprocess.run(
-        ["node", str(CHECK)],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        cwd=CLIENTS,
-    )
-    out = json.loads(result.stdout)
+    out = node_check("ajv_check.mjs", payload)
     assert out["compiled"], out["error"]
     results: list[bool] = out["results"]
     return results

@@ -4,7 +4,6 @@ with zero errors, and it says what the wire protocol says."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,11 @@ import pytest
 
 from mangum_ws.codegen import generate
 from tests import codegen_zoo
+from tests.support.node import node_check
 from tests.test_codegen_typescript import CLIENTS, require_node_tools
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 
-CHECK = CLIENTS / "test" / "asyncapi_check.mjs"
 SERVERS = {"prod": "wss://abc.execute-api.eu-west-1.amazonaws.com/prod"}
 ZOO: dict[str, Any] = json.loads(
     generate(codegen_zoo.ws, "tests.codegen_zoo:ws", servers=SERVERS, query=["token"])[
@@ -31,16 +30,7 @@ def parse(document: dict[str, Any]) -> dict[str, Any]:
     require_node_tools()
     if not (CLIENTS / "node_modules" / "@asyncapi" / "parser").exists():
         pytest.fail("@asyncapi/parser is missing: cd clients && npm install")
-    result = subprocess.run(
-        ["node", str(CHECK)],
-        input=json.dumps(document),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-        cwd=CLIENTS,
-    )
-    report: dict[str, Any] = json.loads(result.stdout)
+    report = node_check("asyncapi_check.mjs", document)
     return report
 
 

@@ -15,7 +15,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
 from mangum_ws.codegen import write
 from mangum_ws.local import LocalApiGateway
@@ -154,9 +153,7 @@ def zoo_client(zoo_client_path: Path) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def zoo_url() -> Iterator[str]:
-    app = FastAPI()
-    codegen_zoo.ws.mount(app, authorizer=lambda conn: {"token": conn.query.get("token")})
-    with serve(app) as address:
+    with serve(codegen_zoo.app()) as address:
         yield f"ws://{address}/"
 
 
@@ -281,8 +278,7 @@ def test_reconnects_when_the_server_drops_the_socket(zoo_client: ModuleType, zoo
 def test_reconnects_after_the_whole_server_went_away(zoo_client: ModuleType) -> None:
     z = zoo_client
     port = free_port()
-    app = FastAPI()
-    codegen_zoo.ws.mount(app)
+    app = codegen_zoo.app()
 
     async def main() -> None:
         # The server starts and stops in a worker thread: its shutdown waits for the client's

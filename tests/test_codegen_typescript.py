@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 
 from mangum_ws.codegen import write
 from tests import codegen_zoo
@@ -102,9 +101,7 @@ def compiled_client(zoo_client: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def zoo_server() -> Iterator[str]:
-    app = FastAPI()
-    codegen_zoo.ws.mount(app, authorizer=lambda conn: {"token": conn.query.get("token")})
-    with serve(app) as address:
+    with serve(codegen_zoo.app()) as address:
         yield f"ws://{address}/"
 
 

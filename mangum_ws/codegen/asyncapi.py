@@ -108,6 +108,18 @@ def build_asyncapi(
         messages[key] = message
         return _ref(f"channels/{CHANNEL}/messages", key)
 
+    def operate(key: str, action: str, summary: str, messages: list[Any], **more: Any) -> None:
+        if key in operations:
+            raise ValueError(f"two operations would both be named {key!r} in asyncapi.json")
+        channel = _ref("channels", CHANNEL)
+        operations[key] = {
+            "action": action,
+            "channel": channel,
+            "summary": summary,
+            "messages": messages,
+            **more,
+        }
+
     error = add(
         "error",
         _message(
@@ -148,50 +160,33 @@ def build_asyncapi(
         replies.append(
             add(f"{key}.result", _message(f"{name}.result", f"{name} result", result, what))
         )
-        operation: dict[str, Any] = {
-            "action": "receive",
-            "channel": _ref("channels", CHANNEL),
-            "summary": summary,
-            "messages": requests,
-            "reply": {"channel": _ref("channels", CHANNEL), "messages": [*replies, error]},
+        more: dict[str, Any] = {
+            "reply": {"channel": _ref("channels", CHANNEL), "messages": [*replies, error]}
         }
         if entry.get("route"):
-            operation["description"] = f"Also routed by API Gateway's route key {entry['route']!r}."
-        operations[_operation(operations, key)] = operation
+            more["description"] = f"Also routed by API Gateway's route key {entry['route']!r}."
+        operate(key, "receive", summary, requests, **more)
     for name, schema in catalogue["events"].items():
         key = _key(name)
         frame = _frame("EventFrame", event={"const": name}, data=draft07(schema))
         ref = add(f"{key}.event", _message(name, name, frame, f"The server pushes {name}."))
-        operations[_operation(operations, f"{key}.event")] = {
-            "action": "send",
-            "channel": _ref("channels", CHANNEL),
-            "summary": f"The server pushes {name}.",
-            "messages": [ref],
-        }
+        operate(f"{key}.event", "send", f"The server pushes {name}.", [ref])
     cancel = {
         "type": "object",
         "required": ["action", "id"],
         "properties": {"action": {"const": CANCEL}, "id": {"type": "string"}},
     }
     cancelled = add("cancel", _message(CANCEL, "Cancel a stream", cancel, "Stop a stream by id."))
-    operations[_operation(operations, "cancel")] = {
-        "action": "receive",
-        "channel": _ref("channels", CHANNEL),
-        "summary": "Stop the running stream with this id; it ends with error code cancelled.",
-        "messages": [cancelled],
-    }
+    what = "Stop the running stream with this id; it ends with error code cancelled."
+    operate("cancel", "receive", what, [cancelled])
     keepalive = {
         "type": "object",
         "required": ["action"],
         "properties": {"action": {"const": KEEPALIVE}},
     }
     kept = add("keepalive", _message(KEEPALIVE, "Keep-alive", keepalive, "Read, never answered."))
-    operations[_operation(operations, "keepalive")] = {
-        "action": "receive",
-        "channel": _ref("channels", CHANNEL),
-        "summary": "Keeps the connection under API Gateway's 10-minute idle timeout.",
-        "messages": [kept],
-    }
+    what = "Keeps the connection under API Gateway's 10-minute idle timeout."
+    operate("keepalive", "receive", what, [kept])
 
     channel: dict[str, Any] = {
         "address": "/",
@@ -238,9 +233,3 @@ def build_asyncapi(
         if not key.endswith(".event") and key != "keepalive":  # pushes and keep-alives have no id
             message["correlationId"] = _ref("components/correlationIds", "id")
     return document
-
-
-def _operation(operations: dict[str, Any], key: str) -> str:
-    if key in operations:
-        raise ValueError(f"two operations would both be named {key!r} in asyncapi.json")
-    return key
