@@ -326,3 +326,57 @@ def test_the_generated_module_needs_no_mangum_ws(zoo_client_path: Path) -> None:
         cwd=zoo_client_path.parent,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_keep_alive_frames_go_out_and_an_unreachable_server_times_out(
+    zoo_client: ModuleType,
+) -> None:
+    z = zoo_client
+    from websockets.asyncio.server import ServerConnection
+    from websockets.asyncio.server import serve as ws_serve
+
+    async def main() -> None:
+        heard: list[str | bytes] = []
+
+        async def record(socket: ServerConnection) -> None:
+            async for frame in socket:
+                heard.append(frame)
+
+        async with ws_serve(record, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            async with z.Client(f"ws://127.0.0.1:{port}/", keepalive=0.05) as client:
+                for _ in range(200):
+                    if len(heard) >= 2:
+                        break
+                    await asyncio.sleep(0.01)
+                assert client.connection_state == "open"
+        assert heard[:2] == ['{"action":"$keepalive"}'] * 2
+        # Nobody listening: connect() gives up after the client's timeout, with a typed error.
+        client = z.Client(f"ws://127.0.0.1:{free_port()}/", timeout=0.3, **options())
+        with pytest.raises(z.ActionCallError) as refused:
+            await client.connect()
+        assert refused.value.code == "timeout"
+        assert client.connection_state == "closed"
+
+    asyncio.run(main())
+
+
+def test_a_listener_that_raises_never_stops_the_client(
+    zoo_client: ModuleType, zoo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    z = zoo_client
+
+    async def main() -> None:
+        async with z.Client(zoo_url, **options()) as client:
+
+            def broken(tick: Any) -> None:
+                raise RuntimeError("listener bug")
+
+            client.on_tick(broken)
+            async with client.tick_events() as ticks:
+                await client.zoo_tick()
+                assert await asyncio.wait_for(anext(ticks), 5) == z.Tick(n=1)
+            assert await client.zoo_echo(z.EchoIn(text="on")) == z.EchoOut(text="on", count=1)
+
+    asyncio.run(main())
+    assert "a 'tick' listener raised" in caplog.text

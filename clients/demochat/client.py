@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import random
 
 class AskIn(BaseModel):
@@ -69,6 +70,8 @@ class Token(BaseModel):
 #: API Gateway closes a connection on any frame over 32 KB, and a client sends each message
 #: as one frame: a bigger call is refused, with ``payload_too_large``, before it goes out.
 MAX_FRAME_BYTES = 32 * 1024
+
+logger = logging.getLogger(__name__)
 
 ConnectionState = Literal["connecting", "open", "reconnecting", "closed"]
 EventCallback = Callable[[Any], Awaitable[None] | None]
@@ -183,9 +186,14 @@ class MangumWSClient:
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name=f"mangum-ws {self.url}")
         opened = asyncio.create_task(self._opened.wait())
-        done, _ = await asyncio.wait({opened, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {opened, self._runner}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if opened not in done:
             opened.cancel()
+            await self.close()
+            if not done:
+                raise ActionCallError("timeout", f"could not connect within {self.timeout} s")
             raise ActionCallError("closed", "the client could not connect")
 
     async def close(self) -> None:
@@ -365,6 +373,8 @@ class MangumWSClient:
                     await self._serve(socket)
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed):
                 pass  # refused, unreachable or dropped: back off and try again, below
+            except Exception:  # on_open's, say: this connection is lost, the client is not
+                logger.exception("mangum-ws client: the connection failed; reconnecting")
             finally:
                 self._socket = None
             self._fail_all(
@@ -415,9 +425,12 @@ class MangumWSClient:
         kind = frame.get("type")
         if kind == "event":
             for callback in list(self._listeners.get(str(frame.get("event")), ())):
-                result = callback(frame.get("data"))
-                if result is not None:
-                    await result
+                try:
+                    result = callback(frame.get("data"))
+                    if result is not None:
+                        await result
+                except Exception:  # a listener's bug never stops the socket's reader
+                    logger.exception("mangum-ws client: a %r listener raised", frame.get("event"))
             return
         pending = self._pending.get(str(frame.get("id")))
         if pending is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Generic, Literal, TypeVar
@@ -35,6 +36,8 @@ __all__ = [
 #: API Gateway closes a connection on any frame over 32 KB, and a client sends each message
 #: as one frame: a bigger call is refused, with ``payload_too_large``, before it goes out.
 MAX_FRAME_BYTES = 32 * 1024
+
+logger = logging.getLogger(__name__)
 
 ConnectionState = Literal["connecting", "open", "reconnecting", "closed"]
 EventCallback = Callable[[Any], Awaitable[None] | None]
@@ -149,9 +152,14 @@ class MangumWSClient:
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name=f"mangum-ws {self.url}")
         opened = asyncio.create_task(self._opened.wait())
-        done, _ = await asyncio.wait({opened, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {opened, self._runner}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if opened not in done:
             opened.cancel()
+            await self.close()
+            if not done:
+                raise ActionCallError("timeout", f"could not connect within {self.timeout} s")
             raise ActionCallError("closed", "the client could not connect")
 
     async def close(self) -> None:
@@ -331,6 +339,8 @@ class MangumWSClient:
                     await self._serve(socket)
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed):
                 pass  # refused, unreachable or dropped: back off and try again, below
+            except Exception:  # on_open's, say: this connection is lost, the client is not
+                logger.exception("mangum-ws client: the connection failed; reconnecting")
             finally:
                 self._socket = None
             self._fail_all(
@@ -381,9 +391,12 @@ class MangumWSClient:
         kind = frame.get("type")
         if kind == "event":
             for callback in list(self._listeners.get(str(frame.get("event")), ())):
-                result = callback(frame.get("data"))
-                if result is not None:
-                    await result
+                try:
+                    result = callback(frame.get("data"))
+                    if result is not None:
+                        await result
+                except Exception:  # a listener's bug never stops the socket's reader
+                    logger.exception("mangum-ws client: a %r listener raised", frame.get("event"))
             return
         pending = self._pending.get(str(frame.get("id")))
         if pending is None:
