@@ -78,6 +78,16 @@ interface Pending {
 
 const OPEN = 1;
 
+/**
+ * API Gateway closes a connection on any frame over 32 KB, and browsers send each message as
+ * one frame: a bigger call is refused here, with `payload_too_large`, instead of going out.
+ */
+export const MAX_FRAME_BYTES = 32 * 1024;
+
+function frameBytes(frame: string): number {
+  return new TextEncoder().encode(frame).length;
+}
+
 export class MangumWSClient<
   A extends { [K in keyof A]: { input: unknown; output: unknown } },
   E,
@@ -192,7 +202,17 @@ export class MangumWSClient<
       timeoutMs: timeoutMs ?? this.options.timeoutMs,
       timer: undefined,
     };
-    if (this.state === "closed") {
+    const size = frameBytes(entry.frame);
+    if (size > MAX_FRAME_BYTES) {
+      entry.reject(
+        new ActionCallError(
+          "payload_too_large",
+          `the message is ${size} bytes; API Gateway closes the connection on a frame over ${MAX_FRAME_BYTES} bytes (32 KB)`,
+          { limit: MAX_FRAME_BYTES, size },
+          action,
+        ),
+      );
+    } else if (this.state === "closed") {
       entry.reject(new ActionCallError("closed", "the client is closed", null, action));
     } else if (this.socket !== null && this.socket.readyState === OPEN) {
       this.pending.set(id, entry);

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from mangum_ws import ActionError, Connection, ConnectRequest, MangumWS, Principal
@@ -89,6 +90,15 @@ class Tick(BaseModel):
 
 
 ws = MangumWS()
+
+
+def app() -> FastAPI:
+    """The zoo served by ws.mount (its @ws.authorizer puts the query's token in the context)."""
+    served = FastAPI()
+    ws.mount(served)
+    return served
+
+
 tick = ws.event("tick", Tick)
 ws.event("everything.changed", Everything)
 
@@ -192,6 +202,19 @@ class Tag(BaseModel):
 async def has_finished(data: Tag) -> bool:
     """Whether the zoo.count stream tagged so has run its finally (a cancel reached it)."""
     return data.tag in finished
+
+
+class Named(BaseModel):
+    """Patterns with Unicode classes: the schema must read them as Pydantic does."""
+
+    name: str = Field(pattern=r"^[\w .-]+$")
+    code: str = Field(default="0", pattern=r"^\d+$")
+    word: str = Field(default="a", pattern=r"^\w+\s?\S*$")
+
+
+@ws.action("zoo.named")
+async def named(data: Named) -> Named:
+    return data
 
 
 @ws.action("zoo.letters")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ def test_write_then_check(tmp_path: Path) -> None:
     out = tmp_path / "gen"
     first = codegen("tests.codegen_zoo:ws", "--out", str(out))
     assert first.returncode == 0, first.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["client.ts", "schema.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["asyncapi.json", "client.ts", "schema.json"]
     assert codegen("tests.codegen_zoo:ws", "--out", str(out), "--check").returncode == 0
     again = codegen("tests.codegen_zoo:ws", "--out", str(out))
     assert again.stdout == ""  # nothing changed, nothing rewritten
@@ -30,7 +31,10 @@ def test_write_then_check(tmp_path: Path) -> None:
     before = (out / "schema.json").read_bytes()
     stale = codegen("tests.codegen_zoo:ws", "--out", str(out), "--check")
     assert stale.returncode == 1
-    assert stale.stdout.strip() == f"stale: {out / 'client.ts'}"
+    assert stale.stdout.splitlines() == [
+        f"stale: {out / 'client.ts'}",
+        f"refresh with: python -m mangum_ws.codegen tests.codegen_zoo:ws --out {out}",
+    ]
     assert (out / "client.ts").read_text() == "// edited by hand\n"  # --check writes nothing
     assert (out / "schema.json").read_bytes() == before
 
@@ -38,7 +42,7 @@ def test_write_then_check(tmp_path: Path) -> None:
 def test_check_on_a_missing_directory_names_both_files(tmp_path: Path) -> None:
     result = codegen("tests.codegen_zoo:ws", "--out", str(tmp_path / "none"), "--check")
     assert result.returncode == 1
-    assert len(result.stdout.splitlines()) == 2
+    assert len(result.stdout.splitlines()) == 4  # three files, then the refresh command
     assert not (tmp_path / "none").exists()
 
 
@@ -47,8 +51,35 @@ def test_app_dir_like_uvicorn(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_servers_and_query_reach_asyncapi_and_a_bad_server_is_exit_2(tmp_path: Path) -> None:
+    server = "prod=wss://abc.execute-api.eu-west-1.amazonaws.com/prod"
+    args = ["tests.codegen_zoo:ws", "--out", str(tmp_path), "--server", server, "--query", "token"]
+    assert codegen(*args).returncode == 0
+    document = json.loads((tmp_path / "asyncapi.json").read_text())
+    assert document["servers"] == {
+        "prod": {
+            "host": "abc.execute-api.eu-west-1.amazonaws.com",
+            "protocol": "wss",
+            "pathname": "/prod",
+        }
+    }
+    query = document["channels"]["socket"]["bindings"]["ws"]["query"]
+    assert query == {"type": "object", "properties": {"token": {"type": "string"}}}
+    assert codegen(*args, "--check").returncode == 0
+    stale = codegen("tests.codegen_zoo:ws", "--out", str(tmp_path), "--check")
+    assert stale.stdout.splitlines()[0] == f"stale: {tmp_path / 'asyncapi.json'}"
+    bad = codegen("tests.codegen_zoo:ws", "--out", str(tmp_path), "--server", "prod=https://x")
+    assert bad.returncode == 2
+    assert (
+        bad.stderr
+        == "error: --server 'prod=https://x': server 'https://x' is not a ws:// or wss:// URL\n"
+    )
+
+
 def test_the_checked_in_demo_client_is_fresh() -> None:
-    result = codegen("demochat:ws", "--app-dir", "examples", "--out", "clients/demochat", "--check")
+    result = codegen(
+        "demochat:ws", "--app-dir", "examples", "--out", "clients/demochat", "--python", "--check"
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -74,11 +105,9 @@ def test_usable_as_a_function(tmp_path: Path) -> None:
     from mangum_ws.codegen import generate, stale_files, write
     from tests import codegen_zoo
 
-    assert stale_files(codegen_zoo.ws, tmp_path) == [
-        tmp_path / "schema.json",
-        tmp_path / "client.ts",
-    ]
-    assert write(codegen_zoo.ws, tmp_path) == [tmp_path / "schema.json", tmp_path / "client.ts"]
+    files = [tmp_path / "schema.json", tmp_path / "asyncapi.json", tmp_path / "client.ts"]
+    assert stale_files(codegen_zoo.ws, tmp_path) == files
+    assert write(codegen_zoo.ws, tmp_path) == files
     assert stale_files(codegen_zoo.ws, tmp_path) == []
     assert generate(codegen_zoo.ws)["client.ts"] == (tmp_path / "client.ts").read_text()
 

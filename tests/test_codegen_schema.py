@@ -14,12 +14,30 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from mangum_ws.codegen import generate
-from mangum_ws.codegen.schema import REF_TEMPLATE, WireSchema
+from mangum_ws.codegen.schema import NO_INPUT, REF_TEMPLATE, WireSchema
 from tests import codegen_zoo, codegen_zoo_other
 from tests.codegen_zoo import CORPUS
 from tests.support.modules import load_fresh
 
 SCHEMA: dict[str, Any] = json.loads(generate(codegen_zoo.ws, "zoo")["schema.json"])
+EVENTS: dict[str, Any] = SCHEMA["$defs"]["mangum-ws:events"]["properties"]
+
+
+def entries() -> dict[str, dict[str, Any]]:
+    """Each action's catalogue entry, read back from schema.json: input, output, stream, ..."""
+    out = {}
+    for name, schema in SCHEMA["$defs"]["mangum-ws:actions"]["properties"].items():
+        entry = {
+            key: value["const"] if key in ("stream", "route") else value
+            for key, value in schema["properties"].items()
+        }
+        if "description" in schema:
+            entry["description"] = schema["description"]
+        out[name] = entry
+    return out
+
+
+ACTIONS = entries()
 
 
 def validator(subschema: dict[str, Any]) -> jsonschema.Draft202012Validator:
@@ -28,49 +46,53 @@ def validator(subschema: dict[str, Any]) -> jsonschema.Draft202012Validator:
 
 def test_schema_is_valid_2020_12() -> None:
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
-    for entry in SCHEMA["actions"].values():
+    # Against the meta-schema without its "regex" format check: that one compiles patterns with
+    # Python's re, and schema.json's patterns are ECMA-262 ones, as JSON Schema specifies
+    # (ajv compiles them: test_codegen_ajv.py).
+    meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
+    meta.validate(SCHEMA)
+    for entry in ACTIONS.values():
         for part in ("input", "output", "chunk"):
-            jsonschema.Draft202012Validator.check_schema({**entry.get(part, {}), "$defs": {}})
+            meta.validate({**entry.get(part, {}), "$defs": {}})
 
 
 def test_every_model_action_event_and_envelope_is_there() -> None:
-    assert set(SCHEMA["actions"]) == set(codegen_zoo.ws.registry.actions)
-    assert set(SCHEMA["events"]) == {"tick", "everything.changed"}
+    assert set(ACTIONS) == set(codegen_zoo.ws.registry.actions)
+    assert set(EVENTS) == {"tick", "everything.changed"}
     for name in ("Request", "ResultFrame", "ChunkFrame", "ErrorFrame", "EventFrame", "ErrorCode"):
         assert name in SCHEMA["$defs"]
-    assert SCHEMA["actions"]["zoo.ping"] == {"input": {"type": "null"}, "output": {"type": "null"}}
-    assert SCHEMA["actions"]["zoo.list"]["output"] == {
+    assert ACTIONS["zoo.ping"] == {"input": NO_INPUT, "output": {"type": "null"}}
+    assert ACTIONS["zoo.list"]["output"] == {
         "type": "array",
         "items": {"enum": ["x", "y"], "type": "string"},
     }
-    assert SCHEMA["actions"]["zoo.everything"]["description"] == "Round-trips every shape."
+    assert ACTIONS["zoo.everything"]["description"] == "Round-trips every shape."
 
 
 def test_a_stream_describes_its_chunks_and_answers_null() -> None:
-    assert SCHEMA["actions"]["zoo.count"] == {
+    assert ACTIONS["zoo.count"] == {
         "input": {"$ref": "#/$defs/CountIn"},
         "output": {"type": "null"},
         "stream": True,
         "chunk": {"$ref": "#/$defs/Token"},
         "description": "Yields tokens 0 .. upto-1; fails at fail_at.",
     }
-    assert SCHEMA["actions"]["zoo.letters"]["chunk"] == {"type": "string"}
+    assert ACTIONS["zoo.letters"]["chunk"] == {"type": "string"}
     # Actions that answer once are as they were: no stream key, no chunk.
-    answers_once = [e for e in SCHEMA["actions"].values() if "stream" not in e]
-    assert len(answers_once) == len(SCHEMA["actions"]) - 2
+    answers_once = [e for e in ACTIONS.values() if "stream" not in e]
+    assert len(answers_once) == len(ACTIONS) - 2
     assert not any("chunk" in entry for entry in answers_once)
     assert "cancelled" in SCHEMA["$defs"]["ErrorCode"]["enum"]
 
     token = codegen_zoo.Token(index=0, text="t0").model_dump(mode="json", by_alias=True)
-    validator(SCHEMA["actions"]["zoo.count"]["chunk"]).validate(token)
+    validator(ACTIONS["zoo.count"]["chunk"]).validate(token)
     frame = {"type": "chunk", "id": "c1", "action": "zoo.count", "seq": 0, "data": token}
     validator({"$ref": "#/$defs/ChunkFrame"}).validate(frame)
     for wrong in ({**frame, "seq": -1}, {**frame, "id": None}, {**frame, "type": "result"}):
         with pytest.raises(jsonschema.ValidationError):
             validator({"$ref": "#/$defs/ChunkFrame"}).validate(wrong)
     with pytest.raises(jsonschema.ValidationError):
-        validator(SCHEMA["actions"]["zoo.count"]["chunk"]).validate({"index": "0"})
+        validator(ACTIONS["zoo.count"]["chunk"]).validate({"index": "0"})
 
 
 def test_same_class_name_in_two_modules_does_not_collide() -> None:
@@ -97,14 +119,14 @@ def test_everything_pydantic_accepts_the_schema_accepts(
 
 
 def test_the_app_schema_accepts_the_corpus_through_actions() -> None:
-    everything = SCHEMA["actions"]["zoo.everything"]
+    everything = ACTIONS["zoo.everything"]
     for payload in CORPUS[codegen_zoo.Everything]:
         validator(everything["input"]).validate(payload)
         dumped = codegen_zoo.Everything.model_validate(payload).model_dump(
             mode="json", by_alias=True
         )
         validator(everything["output"]).validate(dumped)
-        validator(SCHEMA["events"]["everything.changed"]).validate(dumped)
+        validator(EVENTS["everything.changed"]).validate(dumped)
     with pytest.raises(jsonschema.ValidationError):
         validator(everything["input"]).validate({"required_text": 1})
 
@@ -123,7 +145,7 @@ def test_generation_is_deterministic_across_processes(tmp_path: Path) -> None:
         )
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outputs[0] == outputs[1]
-    assert set(outputs[0]) == {"schema.json", "client.ts"}
+    assert set(outputs[0]) == {"schema.json", "asyncapi.json", "client.ts"}
     assert (
         generate(codegen_zoo.ws, "tests.codegen_zoo:ws")["client.ts"].encode()
         == outputs[0]["client.ts"]

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 
 from mangum_ws.codegen import write
 from tests import codegen_zoo
@@ -102,9 +101,7 @@ def compiled_client(zoo_client: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def zoo_server() -> Iterator[str]:
-    app = FastAPI()
-    codegen_zoo.ws.mount(app)  # its @ws.authorizer puts the query's token in the context
-    with serve(app) as address:
+    with serve(codegen_zoo.app()) as address:
         yield f"ws://{address}/"
 
 
@@ -117,7 +114,7 @@ def test_node_client_against_a_real_server(compiled_client: Path, zoo_server: st
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "# fail 0" in result.stdout, result.stdout
-    assert "# pass 18" in result.stdout, result.stdout
+    assert "# pass 19" in result.stdout, result.stdout
 
 
 def test_checked_in_demo_client_is_compiled_from_its_source(tmp_path: Path) -> None:

@@ -57,6 +57,30 @@ test("errors reject with code, message and details", async () => {
   }
 });
 
+test("a message over 32 KB is refused before it is sent, naming the limit", async () => {
+  const client = open();
+  try {
+    // 17,000 two-byte characters: under 32 KB in characters, over it in UTF-8 bytes.
+    for (const text of ["x".repeat(40 * 1024), "é".repeat(17_000)]) {
+      await assert.rejects(client.call.zooEcho({ text }), (error) => {
+        assert.ok(error instanceof ActionCallError);
+        assert.equal(error.code, "payload_too_large");
+        assert.equal(error.details.limit, 32768);
+        assert.ok(error.details.size > 32768);
+        assert.match(error.message, /32768 bytes/);
+        assert.equal(error.action, "zoo.echo");
+        return true;
+      });
+    }
+    // Just under the limit it goes out: the server answers (invalid_input: text is too long).
+    await assert.rejects(client.call.zooEcho({ text: "x".repeat(30 * 1024) }), { code: "invalid_input" });
+    assert.equal(client.connectionState, "open");
+    assert.deepEqual(await client.call.zooEcho({ text: "still" }), { text: "still", count: 1 });
+  } finally {
+    client.close();
+  }
+});
+
 test("events reach subscribers until they unsubscribe", async () => {
   const client = open();
   try {

@@ -1,16 +1,19 @@
-"""Codegen: schema.json and a typed TypeScript client (client.ts) from a MangumWS registry.
+"""Codegen from a MangumWS registry: schema.json, asyncapi.json, a typed TypeScript client
+(client.ts) and, on request, a typed Python client (client.py).
 
-python -m mangum_ws.codegen app:ws --out clients/app [--check]
+python -m mangum_ws.codegen app:ws --out clients/app [--python] [--server NAME=URL] [--check]
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .asyncapi import build_asyncapi
 from .client import build_client
-from .schema import build_schema
+from .schema import build_schema, schema_document
 from .typescript import UnsupportedSchema
 
 if TYPE_CHECKING:
@@ -19,31 +22,56 @@ if TYPE_CHECKING:
 __all__ = ["UnsupportedSchema", "generate", "stale_files", "write"]
 
 
-def generate(ws: MangumWS, title: str = "app") -> dict[str, str]:
-    """File name -> content; byte-identical for the same registry, on any machine."""
-    schema = build_schema(ws, title)
-    return {
-        "schema.json": json.dumps(schema, indent=2, ensure_ascii=False) + "\n",
-        "client.ts": build_client(schema, title),
+def _json(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def generate(
+    ws: MangumWS,
+    title: str = "app",
+    *,
+    servers: Mapping[str, str] | None = None,
+    query: Sequence[str] = (),
+    python: bool = False,
+) -> dict[str, str]:
+    """File name -> content; byte-identical for the same registry and options, on any machine.
+
+    ``servers`` (``{name: "wss://..."}``) and ``query`` (the names of the query parameters
+    $connect reads) describe the deployment in asyncapi.json; ``python`` adds client.py,
+    which needs datamodel-code-generator (the ``codegen`` extra).
+    """
+    catalogue = build_schema(ws, title)
+    files = {
+        "schema.json": _json(schema_document(catalogue)),
+        "asyncapi.json": _json(build_asyncapi(catalogue, servers, query)),
+        "client.ts": build_client(catalogue, title),
     }
+    if python:
+        from .python import build_python_client  # datamodel-code-generator: only when asked
+
+        files["client.py"] = build_python_client(catalogue, title)
+    return files
 
 
-def stale_files(ws: MangumWS, out: Path | str, title: str = "app") -> list[Path]:
+def stale_files(ws: MangumWS, out: Path | str, title: str = "app", **options: Any) -> list[Path]:
     """The generated files under ``out`` that are missing or differ from a fresh generation."""
-    out = Path(out)
+    return _differing(generate(ws, title, **options), Path(out))
+
+
+def _differing(files: dict[str, str], out: Path) -> list[Path]:
     return [
         out / name
-        for name, content in generate(ws, title).items()
+        for name, content in files.items()
         if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != content
     ]
 
 
-def write(ws: MangumWS, out: Path | str, title: str = "app") -> list[Path]:
+def write(ws: MangumWS, out: Path | str, title: str = "app", **options: Any) -> list[Path]:
     """Write the files that changed; return their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    changed = stale_files(ws, out, title)
-    files = generate(ws, title)
+    files = generate(ws, title, **options)
+    changed = _differing(files, out)
     for path in changed:
         path.write_text(files[path.name], encoding="utf-8", newline="\n")
     return changed

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .schema import has_input
 from .typescript import Emitter, UnsupportedSchema, _comment, camel
 
 RUNTIME_NAMES = frozenset(
@@ -31,6 +32,8 @@ RUNTIME_NAMES = frozenset(
         "CALLS",
         "Pending",
         "OPEN",
+        "MAX_FRAME_BYTES",
+        "frameBytes",
     }
 )
 
@@ -53,8 +56,8 @@ def build_client(schema: dict[str, Any], title: str) -> str:
     actions, streams, calls, stream_calls, table, stream_table = [], [], [], [], [], []
     methods: dict[str, str] = {}
     for name, entry in schema["actions"].items():
-        has_input = entry["input"] != {"type": "null"}
-        input_type = emitter.type(entry["input"], "  ") if has_input else "undefined"
+        takes_input = has_input(entry)
+        input_type = emitter.type(entry["input"], "  ") if takes_input else "undefined"
         method = camel(name)
         if method in methods:
             raise UnsupportedSchema(
@@ -62,8 +65,8 @@ def build_client(schema: dict[str, Any], title: str) -> str:
             )
         methods[method] = name
         doc = _comment(entry, "  ")
-        params = f"input: {input_type}, " if has_input else ""
-        row = f"  {method}: [{json.dumps(name)}, {json.dumps(has_input)}],"
+        params = f"input: {input_type}, " if takes_input else ""
+        row = f"  {method}: [{json.dumps(name)}, {json.dumps(takes_input)}],"
         if entry.get("stream"):
             chunk_type = emitter.type(entry["chunk"], "  ")
             streams.append(f"  {json.dumps(name)}: {{ input: {input_type}; chunk: {chunk_type} }};")

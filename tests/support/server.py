@@ -35,11 +35,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, **config: Any) -> Iterator[str]:
-    """Run ``app`` on a free 127.0.0.1 port; yields ``"127.0.0.1:PORT"``."""
+def serve(app: Any, port: int = 0, **config: Any) -> Iterator[str]:
+    """Run ``app`` on a free 127.0.0.1 port (or ``port``, to serve again where a server was);
+    yields ``"127.0.0.1:PORT"``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     host, port = sock.getsockname()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
