@@ -19,6 +19,7 @@ import pytest
 from mangum_ws.codegen import write
 from mangum_ws.local import LocalApiGateway
 from tests import codegen_zoo
+from tests.support import demo_auth
 from tests.support.modules import load_demo, load_fresh
 from tests.support.server import free_port, serve
 
@@ -112,13 +113,16 @@ def in_own_thread(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def chat(module: ModuleType, url: str) -> None:
-    async with module.Client(url) as ana, module.Client(url) as bob:
+    def signed_in(nick: str) -> Any:
+        return module.Client(url, query={"token": demo_auth.token(nick)})
+
+    async with signed_in("ana") as ana, signed_in("José") as bob:  # \w is Unicode here too
         heard: list[Any] = []
         ana.on_chat_message(heard.append)
-        joined = await ana.chat_join(module.JoinIn(room="lobby", nick="ana"))
+        joined = await ana.chat_join(module.JoinIn(room="lobby"))
         assert isinstance(joined, module.JoinOut)
         assert joined.members == ["ana"]
-        await bob.chat_join(module.JoinIn(room="lobby", nick="José"))  # \w is Unicode here too
+        await bob.chat_join(module.JoinIn(room="lobby"))
         sent = await bob.chat_send(module.SendIn(text="hola"))
         assert isinstance(sent, module.SendOut)
         for _ in range(200):
@@ -130,9 +134,10 @@ async def chat(module: ModuleType, url: str) -> None:
         words = [t.text async for t in ana.assistant_reply(module.AskIn(prompt="hi"))]
         assert words
         assert all(isinstance(w, str) for w in words)
-        with pytest.raises(module.ActionCallError) as taken:
-            await ana.chat_join(module.JoinIn(room="lobby", nick="José"))
-        assert taken.value.code == "nick_taken"
+        async with signed_in("José") as twin:
+            with pytest.raises(module.ActionCallError) as taken:
+                await twin.chat_join(module.JoinIn(room="lobby"))
+            assert taken.value.code == "nick_taken"
         await bob.chat_leave()
 
 
