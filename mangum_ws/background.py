@@ -76,8 +76,21 @@ def signing_key() -> bytes | None:
     return key.encode() if len(key) >= MIN_KEY_CHARS else None
 
 
-def _mac(key: bytes, text: str) -> str:
+def mac(key: bytes, text: str) -> str:
+    """The hex HMAC-SHA256 of ``text`` under the function's key."""
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def verify(key: bytes, text: str, claimed: Any) -> None:
+    """Forged unless ``claimed`` is the MAC of ``text`` under ``key``."""
+    if not isinstance(claimed, str) or not claimed.isascii():
+        raise Forged("it carries no MAC")
+    try:
+        expected = mac(key, text)
+    except UnicodeEncodeError:
+        raise Forged("it is not valid unicode text") from None
+    if not hmac.compare_digest(expected, claimed):
+        raise Forged("its MAC does not match")
 
 
 def seal(event: WebSocketEvent, function_arn: str, key: bytes, now: float | None = None) -> bytes:
@@ -90,7 +103,7 @@ def seal(event: WebSocketEvent, function_arn: str, key: bytes, now: float | None
             "event": {"requestContext": event.request_context, "body": event.body},
         }
     )
-    return encode({PAYLOAD_KEY: text, "mac": _mac(key, text)}).encode()
+    return encode({PAYLOAD_KEY: text, "mac": mac(key, text)}).encode()
 
 
 def unseal(
@@ -99,17 +112,10 @@ def unseal(
     """The MESSAGE event inside a payload :func:`seal` made for this function; Forged if not."""
     if key is None:
         raise Forged(f"{KEY_VARIABLE} is not set (or shorter than {MIN_KEY_CHARS} characters)")
-    text, mac = payload.get(PAYLOAD_KEY), payload.get("mac")
+    text = payload.get(PAYLOAD_KEY)
     if set(payload) != {PAYLOAD_KEY, "mac"} or not isinstance(text, str):
         raise Forged("it is not shaped like a sealed payload")
-    if not isinstance(mac, str) or not mac.isascii():
-        raise Forged("it carries no MAC")
-    try:
-        expected = _mac(key, text)
-    except UnicodeEncodeError:
-        raise Forged("it is not valid unicode text") from None
-    if not hmac.compare_digest(expected, mac):
-        raise Forged("its MAC does not match")
+    verify(key, text, payload.get("mac"))
     # From here on the text is ours: sealed by this function's deployment.
     try:
         sealed = from_json(text)

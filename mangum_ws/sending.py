@@ -18,16 +18,18 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class SendReport:
-    """Where each id of a send ended: exactly one of delivered, gone or failed.
+    """Where each id of a send ended: exactly one of delivered, gone, failed or queued.
 
     ``gone`` ids are closed for good (API Gateway's 410): drop them. ``failed`` ids hit another
     error after the retries (403, throttling that outlasted the backoff, timeouts): they may well
-    be alive, so keep them.
+    be alive, so keep them. ``queued`` ids were handed to the fan-out queue
+    (``MangumWS(fanout_queue=...)``): its consumers post to them, and drop the gone ones.
     """
 
     delivered: set[str] = field(default_factory=set)
     gone: set[str] = field(default_factory=set)
     failed: dict[str, BaseException] = field(default_factory=dict)
+    queued: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:

@@ -97,6 +97,12 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="Lambda invocations at a time (1: one execution environment)",
     )
+    parser.add_argument(
+        "--fanout-queue",
+        metavar="URL",
+        help="consume this SQS queue as Lambda's event source would (e.g. a queue on moto's "
+        "server); default: the MangumWS's own fanout_queue, if it has one",
+    )
     parser.add_argument("--app-dir", default=".", help="added to sys.path before importing")
     args = parser.parse_args(argv)
     if args.concurrency < 1:
@@ -119,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         idle_timeout=args.idle_timeout,
         max_connection_age=args.max_age,
         concurrency=args.concurrency,
+        fanout_queue=args.fanout_queue,
     )
     try:
         gateway = LocalApiGateway(handler, host=args.host, settings=settings, sock=sock)

@@ -30,9 +30,11 @@ from ..events import (
     message_event,
     new_connection_id,
 )
+from ..fanout_queue import FanoutQueue
 from ..limits import DELETED, IDLE, MAX_MESSAGE_BYTES, TOO_OLD, Closing, inbound_closing
 from .connections import ConnectionTable, LiveConnection
 from .lambda_runtime import InvocationFailed, LambdaHandlerFn, LambdaRuntime
+from .queue_poller import QueuePoller
 from .routing import RouteSelector
 from .settings import GatewaySettings
 
@@ -103,6 +105,13 @@ class LocalApiGatewayApp:
             ],
         )
         self._async_invocations: set[asyncio.Task[None]] = set()
+        # Lambda's SQS event source for the fan-out queue: the whole publish path on one machine.
+        queue = (
+            FanoutQueue(settings.fanout_queue)
+            if settings.fanout_queue
+            else getattr(owner, "fanout", None)
+        )
+        self.queue_poller = QueuePoller(queue, self.runtime.invoke) if queue else None
 
     # The WebSocket side --------------------------------------------------------------------
 
@@ -298,6 +307,8 @@ class LocalApiGatewayApp:
             await self.runtime.invoke(payload)
 
     def close(self) -> None:
+        if self.queue_poller is not None:
+            self.queue_poller.stop()
         self.runtime.close()
 
 
