@@ -60,6 +60,7 @@ class ManagementApiSession:
         import aiohttp
         import botocore.session
         from botocore.exceptions import NoCredentialsError
+        from botocore.utils import get_environ_proxies
 
         session = botocore.session.get_session()
         credentials = session.get_credentials()
@@ -72,6 +73,9 @@ class ManagementApiSession:
         self._stage_path = f"/{stage_path}" if stage_path else ""
         self._signer = SigV4Signer(credentials, canonical_host(self.endpoint_url), region, SERVICE)
         self._ca_bundle = _ca_bundle(session.get_config_variable("ca_bundle"))
+        # Read once, as botocore reads them: aiohttp's trust_env would look the environment
+        # (and ~/.netrc) up again in a worker thread on every request, two thread hops a post.
+        self._proxy = get_environ_proxies(self.endpoint_url).get(self._scheme)
         self._pool_size = max_pool_connections
         self._timeout = aiohttp.ClientTimeout(sock_connect=timeouts[0], sock_read=timeouts[1])
         self._user_agent = f"mangum-ws/{__version__} aiohttp/{aiohttp.__version__}"
@@ -88,7 +92,6 @@ class ManagementApiSession:
             self._http = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._timeout,
-                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as boto3 reads them
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 skip_auto_headers=("Content-Type",),
@@ -128,7 +131,9 @@ class ManagementApiSession:
         headers["User-Agent"] = self._user_agent  # not signed, as in botocore
         # encoded=True: the path goes out exactly as signed, never re-quoted.
         url = URL(f"{self._scheme}://{self._origin}{path}", encoded=True)
-        async with self._client().request(method, url, data=body, headers=headers) as response:
+        async with self._client().request(
+            method, url, data=body, headers=headers, proxy=self._proxy
+        ) as response:
             return response.status, response.headers, await response.read()
 
 
