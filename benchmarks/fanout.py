@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from subprocess_server import running
+from subprocess_server import read_request, running
 
 from mangum_ws import MangumWS
 
@@ -44,12 +44,7 @@ async def endpoint(port: int, delay: float) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
+                await read_request(reader)
                 if delay:
                     await asyncio.sleep(delay)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")

@@ -28,7 +28,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from subprocess_server import running
+from subprocess_server import read_request, running
 
 KEY = "benchmark-key-" + "k" * 32
 EVENT = {"type": "event", "event": "news", "data": {"text": "hello"}}
@@ -42,13 +42,7 @@ async def counting_endpoint(port: int, delay: float) -> None:
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                method, path = head.split(b" ", 2)[:2]
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
+                method, path = (await read_request(reader)).split(b" ", 2)[:2]
                 body = b""
                 if method == b"GET":
                     posts = sum(seen.values())

@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol
 import anyio.to_thread
 from pydantic_core import from_json
 
-from .errors import MissingDependencyError
+from .aws_clients import boto3_client
 from .events import WebSocketEvent
 from .limits import MAX_CONNECTION_AGE
 from .protocol import encode
@@ -93,6 +93,30 @@ def verify(key: bytes, text: str, claimed: Any) -> None:
         raise Forged("its MAC does not match")
 
 
+def open_sealed(
+    key: bytes, text: str, claimed: Any, version: int, now: float | None = None
+) -> dict[str, Any]:
+    """The JSON object ``text`` holds, when ``claimed`` is its MAC, it is of ``version`` and
+    was sealed within a connection's lifetime; Forged if not. What else it must hold is the
+    caller's to check."""
+    verify(key, text, claimed)
+    # From here on the text is ours: sealed by this function's deployment.
+    try:
+        sealed = from_json(text)
+    except ValueError:
+        sealed = None
+    if (
+        not isinstance(sealed, dict)
+        or sealed.get("v") != version
+        or not isinstance(sealed.get("issued"), int)
+    ):
+        raise Forged("it was sealed in another format")
+    age = (time.time() if now is None else now) - sealed["issued"]
+    if not -MAX_CLOCK_SKEW_SECONDS <= age <= MAX_AGE_SECONDS:
+        raise Forged(f"it was sealed {int(age)} s ago, past any connection's lifetime")
+    return sealed
+
+
 def seal(event: WebSocketEvent, function_arn: str, key: bytes, now: float | None = None) -> bytes:
     """The payload of the asynchronous invocation that runs the action of ``event``."""
     text = encode(
@@ -115,24 +139,11 @@ def unseal(
     text = payload.get(PAYLOAD_KEY)
     if set(payload) != {PAYLOAD_KEY, "mac"} or not isinstance(text, str):
         raise Forged("it is not shaped like a sealed payload")
-    verify(key, text, payload.get("mac"))
-    # From here on the text is ours: sealed by this function's deployment.
-    try:
-        sealed = from_json(text)
-    except ValueError:
-        sealed = None
-    if (
-        not isinstance(sealed, dict)
-        or sealed.get("v") != VERSION
-        or not isinstance(sealed.get("issued"), int)
-        or not isinstance(sealed.get("event"), dict)
-    ):
+    sealed = open_sealed(key, text, payload.get("mac"), VERSION, now)
+    if not isinstance(sealed.get("event"), dict):
         raise Forged("it was sealed in another format")
     if sealed.get("function") != function_arn:
         raise Forged(f"it was sealed for another function ({sealed.get('function')!r})")
-    age = (time.time() if now is None else now) - sealed["issued"]
-    if not -MAX_CLOCK_SKEW_SECONDS <= age <= MAX_AGE_SECONDS:
-        raise Forged(f"it was sealed {int(age)} s ago, past any connection's lifetime")
     event: dict[str, Any] = sealed["event"]
     return event
 
@@ -159,24 +170,10 @@ class LambdaLauncher:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    try:
-                        import boto3  # deferred: Lambda cold starts
-                        from botocore.config import Config
-                    except ImportError:
-                        raise MissingDependencyError(
-                            "background actions on Lambda need boto3: install the extra with "
-                            "`pip install 'mangum-ws[aws]'`"
-                        ) from None
                     parts = function_arn.split(":")
                     region = parts[3] if len(parts) > 3 and parts[0] == "arn" else None
-                    self._client = boto3.session.Session().client(
-                        "lambda",
-                        region_name=region or None,
-                        config=Config(
-                            connect_timeout=2,
-                            read_timeout=5,
-                            retries={"max_attempts": 3, "mode": "standard"},
-                        ),
+                    self._client = boto3_client(
+                        "lambda", "background actions on Lambda", region=region or None
                     )
         return self._client
 

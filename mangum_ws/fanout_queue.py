@@ -29,9 +29,9 @@ from typing import Any, Final, NamedTuple
 
 import anyio
 import anyio.to_thread
-from pydantic_core import from_json
 
-from .background import KEY_VARIABLE, MAX_AGE_SECONDS, MAX_CLOCK_SKEW_SECONDS, Forged, mac, verify
+from .aws_clients import boto3_client
+from .background import KEY_VARIABLE, Forged, mac, open_sealed
 from .background import signing_key as background_key
 from .backoff import full_jitter
 from .errors import MissingDependencyError
@@ -105,26 +105,16 @@ def unseal_batch(body: Any, queue: str, key: bytes | None, now: float | None = N
     if not isinstance(body, str) or "." not in body:
         raise Forged("it is not shaped like a sealed batch")
     claimed, _, text = body.partition(".")
-    verify(key, text, claimed)
-    # From here on the text is ours: sealed by this function's deployment.
-    try:
-        sealed = from_json(text)
-    except ValueError:
-        sealed = None
+    sealed = open_sealed(key, text, claimed, VERSION, now)
+    ids = sealed.get("ids")
     if (
-        not isinstance(sealed, dict)
-        or sealed.get("v") != VERSION
-        or not isinstance(sealed.get("issued"), int)
-        or not isinstance(sealed.get("frame"), str)
-        or not isinstance(sealed.get("ids"), list)
-        or not all(isinstance(i, str) for i in sealed["ids"])
+        not isinstance(sealed.get("frame"), str)
+        or not isinstance(ids, list)
+        or not all(isinstance(i, str) for i in ids)
     ):
         raise Forged("it was sealed in another format")
     if sealed.get("queue") != queue:
         raise Forged(f"it was sealed for another queue ({sealed.get('queue')!r})")
-    age = (time.time() if now is None else now) - sealed["issued"]
-    if not -MAX_CLOCK_SKEW_SECONDS <= age <= MAX_AGE_SECONDS:
-        raise Forged(f"it was sealed {int(age)} s ago, past any connection's lifetime")
     endpoint = sealed.get("endpoint")
     return QueueBatch(
         sealed["frame"], sealed["ids"], endpoint if isinstance(endpoint, str) else None
@@ -225,24 +215,13 @@ class FanoutQueue:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    try:
-                        import boto3  # deferred: Lambda cold starts
-                        from botocore.config import Config
-                    except ImportError:
-                        raise MissingDependencyError(
-                            "a fan-out queue needs boto3: install the extra with "
-                            "`pip install 'mangum-ws[aws]'`"
-                        ) from None
                     region = re.search(r"sqs\.([a-z0-9-]+)\.amazonaws", self.url)
-                    self._client = boto3.session.Session().client(
+                    self._client = boto3_client(
                         "sqs",
-                        region_name=region.group(1) if region else None,
+                        "fan-out queues",
+                        region=region.group(1) if region else None,
                         endpoint_url=None if region else self.url.split(f"/{self.account}/")[0],
-                        config=Config(
-                            connect_timeout=2,
-                            read_timeout=10,
-                            retries={"max_attempts": 3, "mode": "standard"},
-                        ),
+                        read_timeout=10,
                     )
         return self._client
 

@@ -61,17 +61,25 @@ async def fan_out(
     if isinstance(gateway, BatchGateway):
         return await gateway.post_many(list(dict.fromkeys(connection_ids)), payload, concurrency)
     report = SendReport()
+    post = settling(report, lambda connection_id: gateway.post(connection_id, payload))
+    await for_each(dict.fromkeys(connection_ids), post, concurrency)
+    return report
 
-    async def post(connection_id: str) -> None:
+
+def settling(
+    report: SendReport, post: Callable[[str], Awaitable[None]]
+) -> Callable[[str], Awaitable[None]]:
+    """``post`` for one id, the id filed in ``report`` under what the post ended in."""
+
+    async def post_one(connection_id: str) -> None:
         try:
-            await gateway.post(connection_id, payload)
+            await post(connection_id)
         except Exception as exc:
             report.settle(connection_id, exc)
         else:
             report.settle(connection_id, None)
 
-    await for_each(dict.fromkeys(connection_ids), post, concurrency)
-    return report
+    return post_one
 
 
 async def for_each(

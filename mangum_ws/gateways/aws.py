@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backoff import full_jitter
 from ..errors import ConnectionGone, MissingDependencyError
-from ..sending import SendReport, for_each
+from ..sending import SendReport, for_each, settling
 from .io_loop import io_loop
 
 if TYPE_CHECKING:
@@ -186,16 +186,8 @@ class AwsGateway:
         self, connection_ids: Sequence[str], data: bytes, concurrency: int
     ) -> SendReport:
         report = SendReport()
-
-        async def post_one(connection_id: str) -> None:
-            try:
-                await self._post_retrying(connection_id, data)
-            except Exception as exc:
-                report.settle(connection_id, exc)
-            else:
-                report.settle(connection_id, None)
-
-        await for_each(connection_ids, post_one, concurrency)
+        post = settling(report, lambda connection_id: self._post_retrying(connection_id, data))
+        await for_each(connection_ids, post, concurrency)
         return report
 
     async def delete(self, connection_id: str) -> None:
