@@ -25,15 +25,9 @@ _THROTTLED = frozenset(
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: throttling, a 5xx, a timeout, or the connection to the endpoint failing
-    (but not a certificate that does not verify: retrying will not change it)."""
-    import aiohttp
+    """Worth retrying: throttling, a 5xx, or the connection to the endpoint failing."""
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return False
-    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError):
-        return True
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return exc.response.get("Error", {}).get("Code") in _THROTTLED or status in (

@@ -15,7 +15,8 @@ What is still botocore's: the credential chain (refreshed as botocore refreshes 
 percent-encoding, the CA bundle setting. Proxies come from the environment as for boto3
 (HTTP_PROXY / HTTPS_PROXY, NO_PROXY). Error answers come back as the ``ClientError`` boto3
 would raise (same code, message and status); tests/test_aws_gateway.py checks that a request
-carries boto3's exact path and signature.
+carries boto3's exact path and signature. Transport failures are botocore's exceptions too
+(``EndpointConnectionError``, ``ReadTimeoutError``, ``SSLError``...), with the cause chained.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class ManagementApiSession:
     async def _call(
         self, method: str, connection_id: str, body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
+        import aiohttp
         from botocore.utils import percent_encode
         from yarl import URL
 
@@ -131,10 +133,13 @@ class ManagementApiSession:
         headers["User-Agent"] = self._user_agent  # not signed, as in botocore
         # encoded=True: the path goes out exactly as signed, never re-quoted.
         url = URL(f"{self._scheme}://{self._origin}{path}", encoded=True)
-        async with self._client().request(
-            method, url, data=body, headers=headers, proxy=self._proxy
-        ) as response:
-            return response.status, response.headers, await response.read()
+        try:
+            async with self._client().request(
+                method, url, data=body, headers=headers, proxy=self._proxy
+            ) as response:
+                return response.status, response.headers, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise transport_error(exc, str(url), self._proxy) from exc
 
 
 _closing: set[asyncio.Task[None]] = set()
@@ -173,6 +178,25 @@ def _nodelay_socket(addr_info: Any) -> socket.socket:
 def _ca_bundle(configured: str | None) -> str | None:
     """botocore's order: AWS_CA_BUNDLE / ca_bundle in the config, then REQUESTS_CA_BUNDLE."""
     return configured or os.environ.get("REQUESTS_CA_BUNDLE") or None
+
+
+def transport_error(exc: BaseException, url: str, proxy: str | None) -> Exception:
+    """The botocore exception boto3 raises for the same failure, so that logs and
+    ``SendError.failed`` read as before ("Could not connect to the endpoint URL: ...")."""
+    import aiohttp
+    from botocore import exceptions
+
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return exceptions.SSLError(endpoint_url=url, error=exc)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return exceptions.ProxyConnectionError(proxy_url=proxy or "", error=exc)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return exceptions.ConnectTimeoutError(endpoint_url=url, error=exc)
+    if isinstance(exc, TimeoutError):
+        return exceptions.ReadTimeoutError(endpoint_url=url, error=exc)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exceptions.EndpointConnectionError(endpoint_url=url, error=exc)
+    return exceptions.ConnectionClosedError(endpoint_url=url, error=exc)
 
 
 def client_error(method: str, status: int, headers: Mapping[str, str], content: bytes) -> Exception:
