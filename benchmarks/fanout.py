@@ -1,6 +1,6 @@
 """Fan-out: sends per second to 1,000 connection ids through a @connections endpoint.
 
-    uv run python benchmarks/fanout.py [--ids 1000] [--delays 10,0] [--repeats 3]
+    uv run python benchmarks/fanout.py [--ids 1000] [--delays 10,0] [--repeats 3] [--clients]
 
 The endpoint runs in its own process on 127.0.0.1: an asyncio HTTP/1.1 server that keeps
 connections alive, disables Nagle, and answers each POST after a simulated network delay
@@ -9,19 +9,28 @@ connections alive, disables Nagle, and answers each POST after a simulated netwo
 (b) mangum-ws: ``await ws.send(ids, data)`` (bounded concurrency, one signed session)
 (c) the ceiling: the same number of raw concurrent HTTP POSTs from one process, over as many
     keep-alive connections as (b) uses (asyncio streams, no SDK)
-Figures are medians of the repeats. Targets at 10 ms: b/a >= 10, b/c >= 0.5; at 0 ms: b >= a.
+Figures are medians of the repeats; "CPU us/post" is this process's CPU time (user + system)
+over the posts ((b)'s includes its 32 warm-up posts). Targets at 10 ms: b/a >= 10,
+b/c >= 0.9; at 0 ms: b/c >= 0.5.
+
+``--clients`` first measures the HTTP clients mangum-ws could post with (aiohttp, httpx,
+urllib3 in threads), each with the same 32 keep-alive connections and an unsigned request of
+the same size, so the choice of client is a measured one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import socket
 import statistics
+import threading
 import time
+from collections.abc import Callable
 
-from subprocess_server import running
+from subprocess_server import read_request, running
 
 from mangum_ws import MangumWS
 
@@ -35,12 +44,7 @@ async def endpoint(port: int, delay: float) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
+                await read_request(reader)
                 if delay:
                     await asyncio.sleep(delay)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
@@ -94,11 +98,106 @@ async def raw_posts(port: int, ids: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def cpu_timed(run: Callable[[], float]) -> tuple[float, float]:
+    """(wall seconds the run reports, CPU seconds this process spent on it)."""
+    cpu = time.process_time()
+    wall = run()
+    return wall, time.process_time() - cpu
+
+
+def median_of(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
+
+
+# The HTTP clients, measured (--clients) -------------------------------------------------------
+AUTH = {"Authorization": "x" * 200, "X-Amz-Date": "20260101T000000Z"}  # a signature's size
+
+
+async def with_aiohttp(port: int, ids: list[str]) -> float:
+    import aiohttp
+    from yarl import URL
+
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        pending = iter(ids)
+
+        async def worker() -> None:
+            for cid in pending:
+                url = URL(f"http://127.0.0.1:{port}/@connections/{cid}", encoded=False)
+                async with session.post(url, data=PAYLOAD, headers=AUTH) as answer:
+                    await answer.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+
+
+async def with_httpx(port: int, ids: list[str]) -> float:
+    import httpx
+
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits) as client:
+        pending = iter(ids)
+
+        async def worker() -> None:
+            for cid in pending:
+                url = f"http://127.0.0.1:{port}/@connections/{cid}"
+                await client.post(url, content=PAYLOAD, headers=AUTH)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+
+
+def with_urllib3(port: int, ids: list[str]) -> float:
+    import urllib3
+
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=CONCURRENCY)
+    pending = iter(ids)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                cid = next(pending, None)
+            if cid is None:
+                return
+            pool.urlopen("POST", f"/@connections/{cid}", body=PAYLOAD, headers=AUTH)
+
+    threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def compare_clients(delays: list[float], ids: list[str], repeats: int) -> None:
+    print(f"HTTP clients, {len(ids)} posts, {CONCURRENCY} at a time (medians of {repeats})")
+    print(f"{'delay':>6}{'client':>10}{'posts/s':>10}{'CPU us/post':>13}")
+    for delay_ms in delays:
+        with running(__file__, "--serve", str(delay_ms / 1000)) as port:
+            clients: dict[str, Callable[[], float]] = {
+                "aiohttp": lambda: asyncio.run(with_aiohttp(port, ids)),
+                "httpx": lambda: asyncio.run(with_httpx(port, ids)),
+                "urllib3": lambda: with_urllib3(port, ids),
+            }
+            for name, run in clients.items():
+                wall, cpu = median_of([cpu_timed(run) for _ in range(repeats)])
+                print(
+                    f"{delay_ms:>4.0f}ms{name:>10}{len(ids) / wall:>10.0f}"
+                    f"{cpu / len(ids) * 1e6:>13.0f}"
+                )
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ids", type=int, default=1000)
     parser.add_argument("--delays", default="10,0", help="simulated delays in ms")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clients", action="store_true", help="measure the HTTP clients first")
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -108,19 +207,31 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "benchmark")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "benchmark")
     ids = [f"conn{i:06d}=" for i in range(args.ids)]
-    print(f"{args.ids} sends; {CONCURRENCY} at a time for (b) and (c)")
-    print(f"{'delay':>6}{'(a) seed/s':>12}{'(b) ours/s':>12}{'(c) raw/s':>12}{'b/a':>8}{'b/c':>8}")
-    for delay_ms in (float(d) for d in args.delays.split(",")):
+    delays = [float(d) for d in args.delays.split(",")]
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    if args.clients:
+        compare_clients(delays, ids, args.repeats)
+    print(f"{args.ids} sends; {CONCURRENCY} at a time for (b) and (c); CPU in us per post")
+    print(
+        f"{'delay':>6}{'(a) seed/s':>12}{'(b) ours/s':>12}{'(c) raw/s':>12}{'b/a':>8}{'b/c':>8}"
+        f"{'a CPU':>8}{'b CPU':>8}{'c CPU':>8}"
+    )
+    for delay_ms in delays:
         with running(__file__, "--serve", str(delay_ms / 1000)) as port:
             url = f"http://127.0.0.1:{port}"
             seed_runs = 1 if delay_ms >= 5 else args.repeats  # ~11 s a run at 10 ms
-            a = statistics.median(seed_way(url, ids) for _ in range(seed_runs))
-            b = statistics.median(ours(url, ids) for _ in range(args.repeats))
-            c = statistics.median(asyncio.run(raw_posts(port, ids)) for _ in range(args.repeats))
-        rate = {k: args.ids / v for k, v in (("a", a), ("b", b), ("c", c))}
+            seed = functools.partial(seed_way, url, ids)
+            mine = functools.partial(ours, url, ids)
+            raw = functools.partial(lambda p: asyncio.run(raw_posts(p, ids)), port)
+            a = median_of([cpu_timed(seed) for _ in range(seed_runs)])
+            b = median_of([cpu_timed(mine) for _ in range(args.repeats)])
+            c = median_of([cpu_timed(raw) for _ in range(args.repeats)])
+        rate = {k: args.ids / v[0] for k, v in (("a", a), ("b", b), ("c", c))}
+        cpu = {k: v[1] / args.ids * 1e6 for k, v in (("a", a), ("b", b), ("c", c))}
         print(
             f"{delay_ms:>4.0f}ms{rate['a']:>12.0f}{rate['b']:>12.0f}{rate['c']:>12.0f}"
             f"{rate['b'] / rate['a']:>8.1f}{rate['b'] / rate['c']:>8.2f}"
+            f"{cpu['a']:>8.0f}{cpu['b']:>8.0f}{cpu['c']:>8.0f}"
         )
 
 

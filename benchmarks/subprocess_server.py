@@ -3,6 +3,7 @@ clients' interpreter (and GIL)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -37,3 +38,15 @@ def running(script: str, *args: str) -> Iterator[int]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 request off a keep-alive connection: its head (the body is read and
+    dropped)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return head

@@ -19,6 +19,7 @@ from .errors import (
     RegistrationError,
     SendError,
 )
+from .fanout_queue import DEFAULT_THRESHOLD, FanoutQueue
 from .gateways import AwsGateway, Gateway, SocketGateway
 from .internal_routes import make_internal_router
 from .lambda_bridge import make_lambda_handler
@@ -45,6 +46,12 @@ class MangumWS:
     ``route_responses=True`` returns each reply as the Lambda's response body, for routes
     configured as two-way in API Gateway (no extra API call); otherwise replies are posted
     with ``post_to_connection``. Locally, replies always go straight down the socket.
+
+    ``fanout_queue=URL`` (an SQS queue; the SAM template makes one with ``--fanout-queue``)
+    spreads a publish to more than ``fanout_threshold`` subscribers over Lambda invocations:
+    batches of ids go through the queue, and ``ws.handler`` posts them when the function
+    consumes it (fanout_queue.py). Without a queue, or with ``ws.mount``'s local sockets,
+    every publish is posted by the process that makes it.
     """
 
     def __init__(
@@ -55,6 +62,8 @@ class MangumWS:
         route_responses: bool = False,
         max_concurrency: int = 32,
         store: ConnectionStore | None = None,
+        fanout_queue: str | None = None,
+        fanout_threshold: int = DEFAULT_THRESHOLD,
     ) -> None:
         if gateway is not None and endpoint_url is not None:
             raise ValueError("pass endpoint_url or gateway, not both")
@@ -70,6 +79,9 @@ class MangumWS:
         self.route_responses = route_responses
         self.max_concurrency = max_concurrency
         self.store: ConnectionStore = store if store is not None else InMemoryStore()
+        self.fanout: FanoutQueue | None = (
+            FanoutQueue(fanout_queue, threshold=fanout_threshold) if fanout_queue else None
+        )
         self.registry = Registry()
         self.core = EventCore(self)
         self.handler: type[LambdaHandler] = make_lambda_handler(self)
@@ -222,6 +234,9 @@ class MangumWS:
         connecting = connecting_id.get()
         if connecting is not None and connecting in ids:
             raise ConnectionNotReady(connecting)
+        if self.fanout is not None and not self.is_local and self.fanout.wants(len(ids)):
+            endpoint = getattr(self.gateway, "endpoint_url", None)
+            return await self.fanout.enqueue(ids, payload.decode(), endpoint)
         return await fan_out(self.gateway, ids, payload, min(self.max_concurrency, len(ids)))
 
     async def send_to_connection(self, connection_id: str, data: Any) -> bool:
@@ -282,6 +297,8 @@ class MangumWS:
         Gone subscribers are removed from the store on the spot, ``max_concurrency`` at a time
         (a removal that fails is logged, not raised: the report still comes back, and the
         items expire by TTL); failed ones are kept (they may be alive) and listed in the report.
+        With a fan-out queue and more than ``fanout_threshold`` subscribers, the ids come back
+        as ``queued``: the queue's consumers post to them and remove the gone ones.
         """
         spec = self._event(event)
         frame = event_frame(event, spec.adapter.validate_python(data))

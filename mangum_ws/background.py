@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol
 import anyio.to_thread
 from pydantic_core import from_json
 
-from .errors import MissingDependencyError
+from .aws_clients import boto3_client
 from .events import WebSocketEvent
 from .limits import MAX_CONNECTION_AGE
 from .protocol import encode
@@ -76,8 +76,45 @@ def signing_key() -> bytes | None:
     return key.encode() if len(key) >= MIN_KEY_CHARS else None
 
 
-def _mac(key: bytes, text: str) -> str:
+def mac(key: bytes, text: str) -> str:
+    """The hex HMAC-SHA256 of ``text`` under the function's key."""
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def verify(key: bytes, text: str, claimed: Any) -> None:
+    """Forged unless ``claimed`` is the MAC of ``text`` under ``key``."""
+    if not isinstance(claimed, str) or not claimed.isascii():
+        raise Forged("it carries no MAC")
+    try:
+        expected = mac(key, text)
+    except UnicodeEncodeError:
+        raise Forged("it is not valid unicode text") from None
+    if not hmac.compare_digest(expected, claimed):
+        raise Forged("its MAC does not match")
+
+
+def open_sealed(
+    key: bytes, text: str, claimed: Any, version: int, now: float | None = None
+) -> dict[str, Any]:
+    """The JSON object ``text`` holds, when ``claimed`` is its MAC, it is of ``version`` and
+    was sealed within a connection's lifetime; Forged if not. What else it must hold is the
+    caller's to check."""
+    verify(key, text, claimed)
+    # From here on the text is ours: sealed by this function's deployment.
+    try:
+        sealed = from_json(text)
+    except ValueError:
+        sealed = None
+    if (
+        not isinstance(sealed, dict)
+        or sealed.get("v") != version
+        or not isinstance(sealed.get("issued"), int)
+    ):
+        raise Forged("it was sealed in another format")
+    age = (time.time() if now is None else now) - sealed["issued"]
+    if not -MAX_CLOCK_SKEW_SECONDS <= age <= MAX_AGE_SECONDS:
+        raise Forged(f"it was sealed {int(age)} s ago, past any connection's lifetime")
+    return sealed
 
 
 def seal(event: WebSocketEvent, function_arn: str, key: bytes, now: float | None = None) -> bytes:
@@ -90,7 +127,7 @@ def seal(event: WebSocketEvent, function_arn: str, key: bytes, now: float | None
             "event": {"requestContext": event.request_context, "body": event.body},
         }
     )
-    return encode({PAYLOAD_KEY: text, "mac": _mac(key, text)}).encode()
+    return encode({PAYLOAD_KEY: text, "mac": mac(key, text)}).encode()
 
 
 def unseal(
@@ -99,34 +136,14 @@ def unseal(
     """The MESSAGE event inside a payload :func:`seal` made for this function; Forged if not."""
     if key is None:
         raise Forged(f"{KEY_VARIABLE} is not set (or shorter than {MIN_KEY_CHARS} characters)")
-    text, mac = payload.get(PAYLOAD_KEY), payload.get("mac")
+    text = payload.get(PAYLOAD_KEY)
     if set(payload) != {PAYLOAD_KEY, "mac"} or not isinstance(text, str):
         raise Forged("it is not shaped like a sealed payload")
-    if not isinstance(mac, str) or not mac.isascii():
-        raise Forged("it carries no MAC")
-    try:
-        expected = _mac(key, text)
-    except UnicodeEncodeError:
-        raise Forged("it is not valid unicode text") from None
-    if not hmac.compare_digest(expected, mac):
-        raise Forged("its MAC does not match")
-    # From here on the text is ours: sealed by this function's deployment.
-    try:
-        sealed = from_json(text)
-    except ValueError:
-        sealed = None
-    if (
-        not isinstance(sealed, dict)
-        or sealed.get("v") != VERSION
-        or not isinstance(sealed.get("issued"), int)
-        or not isinstance(sealed.get("event"), dict)
-    ):
+    sealed = open_sealed(key, text, payload.get("mac"), VERSION, now)
+    if not isinstance(sealed.get("event"), dict):
         raise Forged("it was sealed in another format")
     if sealed.get("function") != function_arn:
         raise Forged(f"it was sealed for another function ({sealed.get('function')!r})")
-    age = (time.time() if now is None else now) - sealed["issued"]
-    if not -MAX_CLOCK_SKEW_SECONDS <= age <= MAX_AGE_SECONDS:
-        raise Forged(f"it was sealed {int(age)} s ago, past any connection's lifetime")
     event: dict[str, Any] = sealed["event"]
     return event
 
@@ -153,24 +170,10 @@ class LambdaLauncher:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    try:
-                        import boto3  # deferred: Lambda cold starts
-                        from botocore.config import Config
-                    except ImportError:
-                        raise MissingDependencyError(
-                            "background actions on Lambda need boto3: install the extra with "
-                            "`pip install 'mangum-ws[aws]'`"
-                        ) from None
                     parts = function_arn.split(":")
                     region = parts[3] if len(parts) > 3 and parts[0] == "arn" else None
-                    self._client = boto3.session.Session().client(
-                        "lambda",
-                        region_name=region or None,
-                        config=Config(
-                            connect_timeout=2,
-                            read_timeout=5,
-                            retries={"max_attempts": 3, "mode": "standard"},
-                        ),
+                    self._client = boto3_client(
+                        "lambda", "background actions on Lambda", region=region or None
                     )
         return self._client
 

@@ -33,11 +33,12 @@ from .connection import Connection
 from .dispatch import dispatch
 from .errors import ConnectionGone
 from .events import InvalidEvent, WebSocketEvent, read_event
+from .fanout_consumer import consume
 from .lambda_authorizer import answer as authorizer_answer
 from .lambda_authorizer import is_authorizer_event
 from .lifecycle import Refusal, admit, farewell
 from .limits import inbound_closing
-from .protocol import internal_error
+from .protocol import encode, internal_error
 from .registry import ActionSpec
 from .streams import RunningStreams, Send, StreamSupport
 
@@ -145,12 +146,15 @@ class EventCore:
         await farewell(self.owner.registry, conn, self.owner.store)
 
     async def lambda_event(self, raw: Mapping[str, Any], context: Any) -> HttpReply:
-        """One API Gateway event (or one background invocation), as the Lambda function
-        answers it."""
+        """One API Gateway event (or one background invocation, or a batch of the fan-out
+        queue), as the Lambda function answers it."""
         if is_background(raw):
             return await self._background_event(raw, context)
         if is_authorizer_event(raw):  # before read_event: it looks like a $connect event
             return HttpReply(*await authorizer_answer(self.owner.registry.authorizer, raw))
+        fanout = self.owner.fanout
+        if fanout is not None and fanout.claims(raw):  # records of the fan-out queue
+            return HttpReply(200, encode(await consume(self.owner, fanout, raw)))
         try:
             event = read_event(raw)
         except InvalidEvent as exc:

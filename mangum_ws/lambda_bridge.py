@@ -2,7 +2,8 @@
 
 Mangum runs the FastAPI app with the scope this handler builds: a POST to
 ``/internal/websocket/{connect,disconnect,sendmessage}/{id}`` (or ``.../background`` for the
-asynchronous invocation that runs a background action) carrying an :class:`Invocation`.
+asynchronous invocation that runs a background action, ``.../fanout`` for a batch of the
+fan-out queue's records) carrying an :class:`Invocation`.
 Only this handler can put that object in a scope, and the internal route matches nothing
 else (internal_routes.py), so no HTTP request can act as a connection.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, LambdaHandler, Response, Scope
+from pydantic_core import from_json
 
 from .background import is_background
 from .events import claims
@@ -38,6 +40,8 @@ def _path(event: LambdaEvent) -> str:
         return f"{INTERNAL_PREFIX}/background"
     if is_authorizer_event(event):
         return f"{INTERNAL_PREFIX}/authorize"
+    if "Records" in event:  # claimed, so a batch of the fan-out queue
+        return f"{INTERNAL_PREFIX}/fanout"
     request_context = event["requestContext"]
     event_type = request_context.get("eventType")
     kind = _PATHS.get(event_type, "invalid") if isinstance(event_type, str) else "invalid"
@@ -63,6 +67,12 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
             # that claims to be a background invocation: a forged one is answered with a 403.
             # An authorizer event (its requestContext looks like $connect's) gets a policy.
             return claims(event) or is_background(event) or is_authorizer_event(event)
+            return claims(event) or is_background(event) or cls.claims_queue(event)
+
+        @staticmethod
+        def claims_queue(event: LambdaEvent) -> bool:
+            # Only with a queue configured, and only records of that queue (fanout_queue.py).
+            return owner.fanout is not None and owner.fanout.claims(event)
 
         def __init__(
             self, event: LambdaEvent, context: LambdaContext, config: LambdaConfig
@@ -104,6 +114,9 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
         def __call__(self, response: Response) -> dict[str, Any]:
             if is_authorizer_event(self.event):
                 return lambda_result(response["status"], response["body"])
+            if self.claims_queue(self.event):  # SQS reads {"batchItemFailures": [...]}
+                answer: dict[str, Any] = from_json(response["body"] or b"{}")
+                return answer
             result: dict[str, Any] = {"statusCode": response["status"]}
             headers = {
                 k.decode().lower(): v.decode()

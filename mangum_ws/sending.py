@@ -18,16 +18,18 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class SendReport:
-    """Where each id of a send ended: exactly one of delivered, gone or failed.
+    """Where each id of a send ended: exactly one of delivered, gone, failed or queued.
 
     ``gone`` ids are closed for good (API Gateway's 410): drop them. ``failed`` ids hit another
     error after the retries (403, throttling that outlasted the backoff, timeouts): they may well
-    be alive, so keep them.
+    be alive, so keep them. ``queued`` ids were handed to the fan-out queue
+    (``MangumWS(fanout_queue=...)``): its consumers post to them, and drop the gone ones.
     """
 
     delivered: set[str] = field(default_factory=set)
     gone: set[str] = field(default_factory=set)
     failed: dict[str, BaseException] = field(default_factory=dict)
+    queued: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -59,17 +61,25 @@ async def fan_out(
     if isinstance(gateway, BatchGateway):
         return await gateway.post_many(list(dict.fromkeys(connection_ids)), payload, concurrency)
     report = SendReport()
+    post = settling(report, lambda connection_id: gateway.post(connection_id, payload))
+    await for_each(dict.fromkeys(connection_ids), post, concurrency)
+    return report
 
-    async def post(connection_id: str) -> None:
+
+def settling(
+    report: SendReport, post: Callable[[str], Awaitable[None]]
+) -> Callable[[str], Awaitable[None]]:
+    """``post`` for one id, the id filed in ``report`` under what the post ended in."""
+
+    async def post_one(connection_id: str) -> None:
         try:
-            await gateway.post(connection_id, payload)
+            await post(connection_id)
         except Exception as exc:
             report.settle(connection_id, exc)
         else:
             report.settle(connection_id, None)
 
-    await for_each(dict.fromkeys(connection_ids), post, concurrency)
-    return report
+    return post_one
 
 
 async def for_each(

@@ -7,7 +7,7 @@ import json
 import ssl
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mangum_ws import AwsGateway, ConnectionNotReady, MangumWS, PayloadTooLarge, SendError
+from mangum_ws.gateways import sigv4
 from mangum_ws.lifecycle import connecting_id
 from tests.support.management_api import Answer, ManagementApi, live, management_api
 
@@ -123,6 +124,7 @@ def test_requests_are_exactly_what_boto3_sends(
     # Same clock, same credentials (with a session token, as on Lambda): our POST and DELETE
     # must carry boto3's path encoding, signed headers and signature, byte for byte.
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime(2026, 1, 2, 3, 4))
+    monkeypatch.setattr(sigv4, "utc_now", lambda: datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
     monkeypatch.setenv("AWS_SESSION_TOKEN", "token-from-the-lambda-environment")
     url, region, odd_id = f"{mgmt_api.url}/prod", "eu-west-1", "L0SM9cOFvHcCIhw= a/b+c~%"
     # A fresh session: boto3.client() reuses a default session whose credentials were read by

@@ -123,6 +123,50 @@ def test_a_background_action_lets_the_function_invoke_itself_and_only_itself(
     )
 
 
+def test_a_fanout_queue_adds_the_queue_its_dead_letters_and_the_event_source(
+    tmp_path: Path,
+) -> None:
+    ws = registry_app(route_responses=False)
+    assert "FanoutQueue" not in sam_template(ws)["Resources"]  # only when asked for
+    template = sam_template(ws, handler="app.handler", fanout_queue=True)
+    path = tmp_path / "template.yaml"
+    path.write_text(json.dumps(template, indent=2))
+    result = cfn_lint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    queues = resources_of(template, "AWS::SQS::Queue")
+    assert sorted(queues) == ["FanoutDeadLetterQueue", "FanoutQueue"]
+    queue = queues["FanoutQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["FanoutDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 3,
+    }
+    function = template["Resources"]["WebSocketFunction"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    [source] = function["Events"].values()
+    assert source == {
+        "Type": "SQS",
+        "Properties": {
+            "Queue": {"Fn::GetAtt": ["FanoutQueue", "Arn"]},
+            "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    }
+    variables = function["Environment"]["Variables"]
+    assert variables["MANGUM_WS_FANOUT_QUEUE"] == {"Ref": "FanoutQueue"}
+    assert "MANGUM_WS_BACKGROUND_KEY" in variables  # the key that seals the batches
+    assert {
+        "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["FanoutQueue", "QueueName"]}}
+    } in (function["Policies"])
+    # A MangumWS configured with a queue gets it without being asked.
+    configured = MangumWS(
+        endpoint_url="https://x.execute-api.eu-west-1.amazonaws.com/prod",
+        fanout_queue="https://sqs.eu-west-1.amazonaws.com/123456789012/fanout",
+    )
+    assert "FanoutQueue" in sam_template(configured)["Resources"]
+    assert "FanoutQueue" not in sam_template(configured, fanout_queue=False)["Resources"]
+
+
 def deploy(*args: str) -> subprocess.CompletedProcess[str]:
     return run([sys.executable, "-m", "mangum_ws.deploy", *args])
 

@@ -164,3 +164,16 @@ def test_sam_validates_and_builds_the_demo_and_the_built_function_answers(
         "action": "chat.join",
         "data": {"room": "r", "members": ["ann"]},
     }
+
+
+def test_sam_validates_the_template_with_a_fanout_queue(tmp_path: Path) -> None:
+    if shutil.which("uv") is None:
+        pytest.fail("uv is not on PATH: scripts/sam runs SAM CLI through it")
+    env = no_aws_env(tmp_path, tmp_path)
+    deploy = [sys.executable, "-m", "mangum_ws.deploy", "demochat:ws"]
+    app_dir = str(ROOT / "examples")
+    run([*deploy, "--app-dir", app_dir, "--sam", "template.yaml", "--fanout-queue"], tmp_path, env)
+    resources = json.loads((tmp_path / "template.yaml").read_text())["Resources"]
+    assert resources["FanoutQueue"]["Type"] == "AWS::SQS::Queue"
+    sam = str(ROOT / "scripts" / "sam")
+    run([sam, "validate", "--lint", "--template", "template.yaml"], tmp_path, env)

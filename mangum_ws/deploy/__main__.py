@@ -8,6 +8,7 @@ target or output path, in one line.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
@@ -38,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runtime", default="python3.12", help="the Lambda runtime")
     parser.add_argument(
+        "--fanout-queue",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the SQS queue that big publishes go through, its dead-letter queue and the "
+        "event source (default: when the MangumWS has a fanout_queue)",
+    )
+    parser.add_argument(
         "--app-dir", default=".", metavar="DIR", help="put on sys.path first (as uvicorn)"
     )
     args = parser.parse_args(argv)
@@ -62,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         handler = f"{module_name}.{names[0]}"
     code_uri = args.code_uri or os.path.relpath(os.path.abspath(args.app_dir), template_dir)
     code_uri = code_uri.replace(os.sep, "/")
-    template = sam_template(ws, handler=handler, code_uri=code_uri, runtime=args.runtime)
+    template = sam_template(
+        ws,
+        handler=handler,
+        code_uri=code_uri,
+        runtime=args.runtime,
+        fanout_queue=args.fanout_queue,
+    )
     try:
         with open(args.sam, "w", encoding="utf-8") as out:
             json.dump(template, out, indent=2)

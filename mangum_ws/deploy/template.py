@@ -14,6 +14,13 @@ its own: inside the function's ``Policies`` the reference would be circular), ge
 that seals those invocations from a generated secret (``MANGUM_WS_BACKGROUND_KEY``), a timeout
 of 900 s unless one is given, and no retries of asynchronous invocations (a retry would run the
 action again and repeat frames the client already has).
+
+With a fan-out queue (``fanout_queue=True``, or a MangumWS built with ``fanout_queue=``), the
+template adds the SQS queue big publishes go through (``MANGUM_WS_FANOUT_QUEUE`` holds its URL:
+``MangumWS(fanout_queue=os.environ.get("MANGUM_WS_FANOUT_QUEUE"))``), a dead-letter queue
+for records that fail three times, the event source mapping that hands the queue to the same
+function with ``ReportBatchItemFailures``, the right to send to the queue (SAM adds the right
+to consume it), and the key that seals the batches (the background actions' key).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..background import KEY_VARIABLE
+from ..fanout_queue import QUEUE_VARIABLE
 
 if TYPE_CHECKING:
     from ..app import MangumWS
@@ -43,6 +51,7 @@ def sam_template(
     runtime: str = "python3.12",
     memory_size: int = 512,
     timeout: int | None = None,
+    fanout_queue: bool | None = None,
 ) -> dict[str, Any]:
     background = any(spec.background for spec in ws.registry.actions.values())
     if timeout is None:  # background actions are there to run past API Gateway's 29 s
@@ -158,6 +167,8 @@ def sam_template(
         _run_in_background(resources)
     if ws.registry.authorizer is not None:
         _authorize_connect(resources, ws.registry.authorizer)
+    if ws.fanout is not None if fanout_queue is None else fanout_queue:
+        _fan_out_through_sqs(resources, timeout)
     resources["InvokePermission"] = {
         "Type": "AWS::Lambda::Permission",
         "Properties": {
@@ -188,19 +199,26 @@ def sam_template(
     }
 
 
-def _run_in_background(resources: dict[str, Any]) -> None:
-    function = resources["WebSocketFunction"]["Properties"]
+def _signing_key(resources: dict[str, Any]) -> None:
+    """The secret that seals what the function sends itself: background invocations, fan-out
+    batches."""
     resources["BackgroundKey"] = {
         "Type": "AWS::SecretsManager::Secret",
         "Properties": {
-            "Description": "seals the function's invocations of itself (mangum-ws background "
-            "actions)",
+            "Description": "seals what the function sends itself (mangum-ws background "
+            "actions and fan-out batches)",
             "GenerateSecretString": {"PasswordLength": 64, "ExcludePunctuation": True},
         },
     }
+    function = resources["WebSocketFunction"]["Properties"]
     function["Environment"]["Variables"][KEY_VARIABLE] = {
         "Fn::Sub": "{{resolve:secretsmanager:${BackgroundKey}:SecretString}}"
     }
+
+
+def _run_in_background(resources: dict[str, Any]) -> None:
+    _signing_key(resources)
+    function = resources["WebSocketFunction"]["Properties"]
     function["EventInvokeConfig"] = {
         "MaximumRetryAttempts": 0,
         # API Gateway closes every connection within 2 h: older events have no one to answer.
@@ -253,3 +271,47 @@ def _authorize_connect(resources: dict[str, Any], spec: AuthorizerSpec) -> None:
     connect = resources[_logical_id("$connect")]["Properties"]
     connect["AuthorizationType"] = "CUSTOM"
     connect["AuthorizerId"] = {"Ref": "ConnectAuthorizer"}
+
+
+# Fan-out through SQS --------------------------------------------------------------------------
+# A record is a batch of at most 500 ids (fanout_queue.py); ten of them are a few seconds of
+# posting. A record that fails three times (an id that keeps failing, a forged record) goes to
+# the dead-letter queue, kept 14 days to be looked at.
+FANOUT_BATCH_SIZE = 10
+FANOUT_MAX_RECEIVES = 3
+
+
+def _fan_out_through_sqs(resources: dict[str, Any], timeout: int) -> None:
+    _signing_key(resources)
+    resources["FanoutDeadLetterQueue"] = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {"MessageRetentionPeriod": 1209600},
+    }
+    resources["FanoutQueue"] = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            # AWS's advice for an event source: at least six times the function's timeout.
+            "VisibilityTimeout": 6 * timeout,
+            # A batch older than any connection can live (2 h) has no one left to reach.
+            "MessageRetentionPeriod": 7500,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": {"Fn::GetAtt": ["FanoutDeadLetterQueue", "Arn"]},
+                "maxReceiveCount": FANOUT_MAX_RECEIVES,
+            },
+        },
+    }
+    function = resources["WebSocketFunction"]["Properties"]
+    function["Environment"]["Variables"][QUEUE_VARIABLE] = {"Ref": "FanoutQueue"}
+    function["Policies"].append(
+        {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["FanoutQueue", "QueueName"]}}}
+    )
+    function["Events"] = {
+        "FanoutBatches": {
+            "Type": "SQS",  # SAM adds the right to receive and delete the queue's messages
+            "Properties": {
+                "Queue": {"Fn::GetAtt": ["FanoutQueue", "Arn"]},
+                "BatchSize": FANOUT_BATCH_SIZE,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            },
+        }
+    }

@@ -1,22 +1,17 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import importlib.util
 import os
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
-
-import anyio
-import anyio.to_thread
 
 from ..backoff import full_jitter
 from ..errors import ConnectionGone, MissingDependencyError
-from ..sending import SendReport
+from ..sending import SendReport, for_each, settling
+from .io_loop import io_loop
 
 if TYPE_CHECKING:
     from .management_api import ManagementApiSession
@@ -67,24 +62,27 @@ def management_endpoint(url: str) -> str:
 
 
 def require_boto3() -> None:
-    if importlib.util.find_spec("boto3") is None:
-        raise MissingDependencyError(
-            "sending through API Gateway needs boto3: install the extra with "
-            "`pip install 'mangum-ws[aws]'`"
-        )
+    """botocore (credentials) and aiohttp (the HTTP client) come with the ``aws`` extra."""
+    for module in ("boto3", "aiohttp"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(
+                f"sending through API Gateway needs {module}: install the extra with "
+                "`pip install 'mangum-ws[aws]'`"
+            )
 
 
 class AwsGateway:
     """API Gateway's Management API (``post_to_connection``, ``delete_connection``).
 
-    Requests are built, SigV4-signed and sent with botocore's own pieces
-    (gateways/management_api.py says why not through a boto3 client). botocore is imported
-    and the session built on the first send, never at import or construction (Lambda cold
-    starts); it is built once and reused, its connection pool sized for ``max_concurrency``
-    parallel posts, each run in a worker thread so the event loop never waits on a blocking
-    HTTP call. Throttling (429 / LimitExceededException), 5xx answers and dropped connections
-    are retried up to ``max_attempts`` with full-jitter exponential backoff
-    (``backoff_base * 2**attempt``, capped at ``backoff_cap``), slept in the worker thread.
+    Requests are SigV4-signed (gateways/sigv4.py, checked against botocore's signer) and sent on
+    one aiohttp client with a pool of ``max_concurrency`` keep-alive connections
+    (gateways/management_api.py says why not through a boto3 client). Nothing of botocore or
+    aiohttp is imported, and no credential read, at import or construction (Lambda cold
+    starts): the session is built on the first send and reused. The client lives on the I/O
+    loop (io_loop.py), so sends from any event loop share its connections. Throttling
+    (429 / LimitExceededException), 5xx answers, timeouts and dropped connections are retried up
+    to ``max_attempts`` with full-jitter exponential backoff (``backoff_base * 2**attempt``,
+    capped at ``backoff_cap``).
     """
 
     def __init__(
@@ -113,9 +111,6 @@ class AwsGateway:
         self._timeouts = (connect_timeout, read_timeout)
         self._api: ManagementApiSession | None = None
         self._api_lock = threading.Lock()
-        self._limiters: WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-            WeakKeyDictionary()
-        )
 
     @property
     def sockets(self) -> None:
@@ -157,76 +152,40 @@ class AwsGateway:
                     )
         return self._api
 
-    def _post_blocking(self, connection_id: str, data: bytes) -> None:
-        self.api.post(connection_id, data)
-
-    def _delete_blocking(self, connection_id: str) -> None:
-        self.api.delete(connection_id)
-
-    def _thread_limiter(self) -> anyio.CapacityLimiter:
-        # One per event loop: a limiter belongs to the loop that first waits on it.
-        loop = asyncio.get_running_loop()
-        limiter = self._limiters.get(loop)
-        if limiter is None:
-            limiter = self._limiters[loop] = anyio.CapacityLimiter(self.max_concurrency)
-        return limiter
-
-    def _retrying(self, attempt: int, exc: Exception) -> bool:
-        return attempt + 1 < self.max_attempts and is_transient(exc)
-
     async def post(self, connection_id: str, data: bytes) -> None:
-        await anyio.to_thread.run_sync(
-            self._post_retrying_blocking, connection_id, data, limiter=self._thread_limiter()
-        )
+        await io_loop.run(self._post_retrying(connection_id, data))
 
-    def _post_retrying_blocking(self, connection_id: str, data: bytes) -> None:
+    async def _post_retrying(self, connection_id: str, data: bytes) -> None:
         for attempt in range(self.max_attempts):
             try:
-                self._post_blocking(connection_id, data)
+                await self.api.post(connection_id, data)
                 return
             except ConnectionGone:
                 raise
             except Exception as exc:
-                if not self._retrying(attempt, exc):
+                if attempt + 1 >= self.max_attempts or not is_transient(exc):
                     raise
-            time.sleep(full_jitter(attempt, self.backoff_base, self.backoff_cap))
+            await asyncio.sleep(full_jitter(attempt, self.backoff_base, self.backoff_cap))
 
     async def post_many(
         self, connection_ids: Sequence[str], data: bytes, concurrency: int
     ) -> SendReport:
-        """Fan-out in a few worker threads that each post one id after another.
+        """The whole fan-out in one coroutine on the I/O loop: one hop there and back for all
+        the ids, ``concurrency`` (at most ``max_concurrency``) posts in flight."""
+        return await io_loop.run(
+            self._post_all(connection_ids, data, min(concurrency, self.max_concurrency))
+        )
 
-        One hop between the event loop and a thread per *worker*, not per id: with boto3's
-        per-call cost, those hops and the GIL contention they cause were a third of the time
-        of a large send (benchmarks/fanout.py). Backoff sleeps happen in the worker thread.
-        """
+    async def _post_all(
+        self, connection_ids: Sequence[str], data: bytes, concurrency: int
+    ) -> SendReport:
         report = SendReport()
-        pending = iter(connection_ids)
-        lock = threading.Lock()
-
-        def worker() -> None:
-            while True:
-                with lock:
-                    connection_id = next(pending, None)
-                if connection_id is None:
-                    return
-                try:
-                    self._post_retrying_blocking(connection_id, data)
-                except Exception as exc:
-                    report.settle(connection_id, exc)
-                else:
-                    report.settle(connection_id, None)
-
-        limiter = self._thread_limiter()
-        workers = min(concurrency, self.max_concurrency, len(connection_ids))
-        async with anyio.create_task_group() as group:
-            for _ in range(workers):
-                group.start_soon(
-                    functools.partial(anyio.to_thread.run_sync, worker, limiter=limiter)
-                )
+        post = settling(report, lambda connection_id: self._post_retrying(connection_id, data))
+        await for_each(connection_ids, post, concurrency)
         return report
 
     async def delete(self, connection_id: str) -> None:
-        await anyio.to_thread.run_sync(
-            self._delete_blocking, connection_id, limiter=self._thread_limiter()
-        )
+        await io_loop.run(self._delete(connection_id))
+
+    async def _delete(self, connection_id: str) -> None:
+        await self.api.delete(connection_id)

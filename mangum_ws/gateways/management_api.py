@@ -1,40 +1,53 @@
 """The two Management API calls mangum-ws makes, signed and sent without boto3's per-call pipeline.
 
 Why not ``client.post_to_connection``: a call spends ~0.6 ms of CPU in botocore's event hooks,
-serialisers and parsers before and after the HTTP exchange, and fan-out threads share one GIL,
-so that pipeline, not the network, capped a 1,000-id send at ~1,000 posts/s
-(benchmarks/fanout.py). Both calls are one path with the connection id in it, so everything
-that matters is still botocore's own: the credential chain, the SigV4 signer, the id's
-percent-encoding, and the urllib3 session (pooling, proxies from the environment, CA bundle,
-timeouts). Errors come back as the ``ClientError`` boto3 would raise (same code, message and
-status), and tests/test_aws_gateway.py checks that a request carries boto3's exact path and
-signature.
+serialisers and parsers, and ~0.8 ms in all with SigV4 and urllib3, so one process topped out
+near 1,250 posts/s whatever the network did (benchmarks/fanout.py). Here a post is one SigV4
+signature from :class:`~.sigv4.SigV4Signer` (the derived key kept for its day) and one request
+on aiohttp's pool of keep-alive connections, run on the I/O loop (io_loop.py).
+
+Why aiohttp: measured in benchmarks/fanout.py ``--clients`` (the same 32 concurrent posts to
+the same endpoint), aiohttp spent about half the CPU per post of urllib3 in threads (which also
+serialise on the GIL) and a small fraction of httpx's; it is the maintained asyncio client with
+a C HTTP parser.
+
+What is still botocore's: the credential chain (refreshed as botocore refreshes it), the id's
+percent-encoding, the CA bundle setting. Proxies come from the environment as for boto3
+(HTTP_PROXY / HTTPS_PROXY, NO_PROXY). Error answers come back as the ``ClientError`` boto3
+would raise (same code, message and status); tests/test_aws_gateway.py checks that a request
+carries boto3's exact path and signature. Transport failures are botocore's exceptions too
+(``EndpointConnectionError``, ``ReadTimeoutError``, ``SSLError``...), with the cause chained.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import json
 import os
 import socket
+import ssl
+import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import ConnectionGone
+from .sigv4 import SigV4Signer, canonical_host
 
 if TYPE_CHECKING:
-    from botocore.awsrequest import AWSResponse
-    from botocore.credentials import Credentials
-    from botocore.httpsession import URLLib3Session
+    import aiohttp
 
 SERVICE = "execute-api"
 OPERATIONS = {"POST": "PostToConnection", "DELETE": "DeleteConnection"}
 
 
 class ManagementApiSession:
-    """``POST`` / ``DELETE {endpoint}/@connections/{id}``, signed, over one pooled session.
+    """``POST`` / ``DELETE {endpoint}/@connections/{id}``, signed, over one pooled client.
 
-    Thread-safe: the fan-out's worker threads share one instance (urllib3's pool is
-    thread-safe; frozen credentials are taken per request so a refresh is never half-seen).
+    Built in any thread; used only on the I/O loop (its HTTP client is opened there, at the
+    first call).
     """
 
     def __init__(
@@ -45,93 +58,171 @@ class ManagementApiSession:
         max_pool_connections: int,
         timeouts: tuple[float, float],
     ) -> None:
+        import aiohttp
         import botocore.session
         from botocore.exceptions import NoCredentialsError
-        from botocore.httpsession import URLLib3Session
         from botocore.utils import get_environ_proxies
 
         session = botocore.session.get_session()
         credentials = session.get_credentials()
         if credentials is None:
             raise NoCredentialsError()
-        self._credentials: Credentials = credentials
         self.endpoint_url = endpoint_url.rstrip("/")
         self.region = region
-        # Typed loosely on purpose: botocore-stubs narrow these (verify: bool, timeout: int,
-        # socket_options: list[str]); botocore takes a CA path, (connect, read) timeouts and
-        # (level, option, value) tuples, as its own clients pass them.
-        options: dict[str, Any] = {
-            "verify": _ca_bundle(session.get_config_variable("ca_bundle")),
-            "proxies": get_environ_proxies(self.endpoint_url),
-            "timeout": timeouts,
-            "max_pool_connections": max_pool_connections,
-            # As botocore's clients do: without TCP_NODELAY a small POST can wait ~40 ms on
-            # the peer's delayed ACK.
-            "socket_options": [
-                (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
-                (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
-            ],
-        }
-        self._http: URLLib3Session = URLLib3Session(**options)
-        self._user_agent = f"mangum-ws/{__version__} botocore/{botocore.__version__}"
+        self._origin, _, stage_path = self.endpoint_url.partition("://")[2].partition("/")
+        self._scheme = self.endpoint_url.partition("://")[0]
+        self._stage_path = f"/{stage_path}" if stage_path else ""
+        self._signer = SigV4Signer(credentials, canonical_host(self.endpoint_url), region, SERVICE)
+        self._ca_bundle = _ca_bundle(session.get_config_variable("ca_bundle"))
+        # Read once, as botocore reads them: aiohttp's trust_env would look the environment
+        # (and ~/.netrc) up again in a worker thread on every request, two thread hops a post.
+        self._proxy = get_environ_proxies(self.endpoint_url).get(self._scheme)
+        self._pool_size = max_pool_connections
+        self._timeout = aiohttp.ClientTimeout(sock_connect=timeouts[0], sock_read=timeouts[1])
+        self._user_agent = f"mangum-ws/{__version__} aiohttp/{aiohttp.__version__}"
+        self._http: aiohttp.ClientSession | None = None
 
-    def post(self, connection_id: str, data: bytes) -> None:
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            import aiohttp
+
+            tls = ssl.create_default_context(cafile=self._ca_bundle) if self._ca_bundle else True
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, ssl=tls, socket_factory=_nodelay_socket
+            )
+            self._http = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                skip_auto_headers=("Content-Type",),
+            )
+            # A session dropped with its gateway closes its client (and sockets) on the loop;
+            # at exit, the ones still open are closed before the interpreter goes.
+            loop = asyncio.get_running_loop()
+            finalizer = weakref.finalize(self, _close_later, loop, self._http)
+            finalizer.atexit = False
+            _open_clients.add(self._http)
+            if len(_open_clients) == 1:
+                atexit.register(_close_at_exit, loop)
+        return self._http
+
+    async def post(self, connection_id: str, data: bytes) -> None:
         """Deliver ``data``; ConnectionGone on 410, botocore's ClientError on any other error."""
-        response = self._call("POST", connection_id, data)
-        if response.status_code == 410:
-            raise ConnectionGone(connection_id) from _client_error("POST", response)
-        if response.status_code >= 300:
-            raise _client_error("POST", response)
+        status, headers, content = await self._call("POST", connection_id, data)
+        if status == 410:
+            raise ConnectionGone(connection_id) from client_error("POST", status, headers, content)
+        if status >= 300:
+            raise client_error("POST", status, headers, content)
 
-    def delete(self, connection_id: str) -> None:
+    async def delete(self, connection_id: str) -> None:
         """Close the connection; a connection that is already gone is not an error."""
-        response = self._call("DELETE", connection_id, b"")
-        if response.status_code >= 300 and response.status_code != 410:
-            raise _client_error("DELETE", response)
+        status, headers, content = await self._call("DELETE", connection_id, b"")
+        if status >= 300 and status != 410:
+            raise client_error("DELETE", status, headers, content)
 
-    def _call(self, method: str, connection_id: str, body: bytes) -> AWSResponse:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
+    async def _call(
+        self, method: str, connection_id: str, body: bytes
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        import aiohttp
         from botocore.utils import percent_encode
+        from yarl import URL
 
-        url = f"{self.endpoint_url}/@connections/{percent_encode(connection_id)}"
-        request = AWSRequest(method, url, data=body)
-        SigV4Auth(self._credentials.get_frozen_credentials(), SERVICE, self.region).add_auth(
-            request
-        )
-        request.headers["User-Agent"] = self._user_agent  # not signed, as in botocore
-        return self._http.send(request.prepare())
+        path = f"{self._stage_path}/@connections/{percent_encode(connection_id)}"
+        headers = self._signer.headers(method, path, body)
+        headers["User-Agent"] = self._user_agent  # not signed, as in botocore
+        # encoded=True: the path goes out exactly as signed, never re-quoted.
+        url = URL(f"{self._scheme}://{self._origin}{path}", encoded=True)
+        try:
+            async with self._client().request(
+                method, url, data=body, headers=headers, proxy=self._proxy
+            ) as response:
+                return response.status, response.headers, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise transport_error(exc, str(url), self._proxy) from exc
 
 
-def _ca_bundle(configured: str | None) -> str | bool:
+_closing: set[asyncio.Task[None]] = set()
+_open_clients: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
+
+
+def _close_at_exit(loop: asyncio.AbstractEventLoop) -> None:
+    async def close_all() -> None:
+        await asyncio.gather(*(client.close() for client in list(_open_clients)))
+
+    if not loop.is_closed() and _open_clients:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=2)
+
+
+def _close_later(loop: asyncio.AbstractEventLoop, client: aiohttp.ClientSession) -> None:
+    def close() -> None:
+        task = loop.create_task(client.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(close)
+
+
+def _nodelay_socket(addr_info: Any) -> socket.socket:
+    # As botocore's clients do: without TCP_NODELAY a small POST can wait ~40 ms on the peer's
+    # delayed ACK; keep-alive probes notice a peer that vanished while Lambda was frozen.
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    return sock
+
+
+def _ca_bundle(configured: str | None) -> str | None:
     """botocore's order: AWS_CA_BUNDLE / ca_bundle in the config, then REQUESTS_CA_BUNDLE."""
-    return configured or os.environ.get("REQUESTS_CA_BUNDLE") or True
+    return configured or os.environ.get("REQUESTS_CA_BUNDLE") or None
 
 
-def _client_error(method: str, response: AWSResponse) -> Exception:
+def transport_error(exc: BaseException, url: str, proxy: str | None) -> Exception:
+    """The botocore exception boto3 raises for the same failure, so that logs and
+    ``SendError.failed`` read as before ("Could not connect to the endpoint URL: ...")."""
+    import aiohttp
+    from botocore import exceptions
+
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return exceptions.SSLError(endpoint_url=url, error=exc)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return exceptions.ProxyConnectionError(proxy_url=proxy or "", error=exc)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return exceptions.ConnectTimeoutError(endpoint_url=url, error=exc)
+    if isinstance(exc, TimeoutError):
+        return exceptions.ReadTimeoutError(endpoint_url=url, error=exc)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exceptions.EndpointConnectionError(endpoint_url=url, error=exc)
+    return exceptions.ConnectionClosedError(endpoint_url=url, error=exc)
+
+
+def client_error(method: str, status: int, headers: Mapping[str, str], content: bytes) -> Exception:
     """The ClientError botocore's rest-json parser would build for this answer."""
     from botocore.exceptions import ClientError
 
     body: dict[str, Any] = {}
     try:
-        parsed = json.loads(response.content or b"{}")
+        parsed = json.loads(content or b"{}")
         if isinstance(parsed, dict):
             body = parsed
     except ValueError:
         pass
     code = (
-        response.headers.get("x-amzn-ErrorType", "").split(":")[0]
+        headers.get("x-amzn-ErrorType", "").split(":")[0]
         or str(body.get("__type") or body.get("code") or "").rsplit("#", 1)[-1]
-        or str(response.status_code)
+        or str(status)
     )
     message = str(body.get("message") or body.get("Message") or "")
     return ClientError(
         {
             "Error": {"Code": code, "Message": message},
             "ResponseMetadata": {
-                "HTTPStatusCode": response.status_code,
-                "HTTPHeaders": {k.lower(): v for k, v in response.headers.items()},
-                "RequestId": response.headers.get("x-amzn-RequestId", ""),
+                "HTTPStatusCode": status,
+                "HTTPHeaders": {k.lower(): v for k, v in headers.items()},
+                "RequestId": headers.get("x-amzn-RequestId", ""),
                 "HostId": "",
                 "RetryAttempts": 0,  # each attempt is ours; AwsGateway counts them
             },

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..app import MangumWS
 from ..cli import Parser, bind, fail, load_target
+from ..fanout_queue import QUEUE_VARIABLE
 from ..loading import mangum_handlers
 from .lambda_runtime import PLACEHOLDER_CREDENTIALS, lambda_environment
 from .server import LocalApiGateway
@@ -97,6 +98,13 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="Lambda invocations at a time (1: one execution environment)",
     )
+    parser.add_argument(
+        "--fanout-queue",
+        metavar="URL",
+        help="consume this SQS queue as Lambda's event source would (e.g. a queue on moto's "
+        "server), and give it to the app as MANGUM_WS_FANOUT_QUEUE, as the SAM template does; "
+        "default: the MangumWS's own fanout_queue, if it has one",
+    )
     parser.add_argument("--app-dir", default=".", help="added to sys.path before importing")
     args = parser.parse_args(argv)
     if args.concurrency < 1:
@@ -109,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         args.app_dir,
         lambda_endpoint=f"http://{_loopback(args.host)}:{sock.getsockname()[1]}",
     )
+    if args.fanout_queue:
+        environment[QUEUE_VARIABLE] = args.fanout_queue
     os.environ.update(environment)
     handler = load(args.target, args.app_dir)
     settings = GatewaySettings(
@@ -119,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         idle_timeout=args.idle_timeout,
         max_connection_age=args.max_age,
         concurrency=args.concurrency,
+        fanout_queue=args.fanout_queue,
     )
     try:
         gateway = LocalApiGateway(handler, host=args.host, settings=settings, sock=sock)

@@ -23,11 +23,13 @@ from starlette.websockets import WebSocket
 from ..auth import FAILED, UNAUTHORIZED, IdentitySource
 from ..errors import Reject
 from ..events import Stage, connect_event, disconnect_event, message_event
+from ..fanout_queue import FanoutQueue
 from ..gatekeeper import Upgrade, authorize, read_upgrade, refuse
 from ..lifecycle import Refusal
 from ..limits import DELETED, IDLE, MAX_MESSAGE_BYTES, TOO_OLD, Closing, inbound_closing
 from .connections import ConnectionTable, LiveConnection
 from .lambda_runtime import InvocationFailed, LambdaHandlerFn, LambdaRuntime
+from .queue_poller import QueuePoller
 from .routing import RouteSelector
 from .settings import Authorizer, GatewaySettings
 
@@ -103,6 +105,13 @@ class LocalApiGatewayApp:
             ],
         )
         self._async_invocations: set[asyncio.Task[None]] = set()
+        # Lambda's SQS event source for the fan-out queue: the whole publish path on one machine.
+        queue = (
+            FanoutQueue(settings.fanout_queue)
+            if settings.fanout_queue
+            else getattr(owner, "fanout", None)
+        )
+        self.queue_poller = QueuePoller(queue, self.runtime.invoke) if queue else None
 
     # The WebSocket side --------------------------------------------------------------------
 
@@ -299,6 +308,8 @@ class LocalApiGatewayApp:
             await self.runtime.invoke(payload)
 
     def close(self) -> None:
+        if self.queue_poller is not None:
+            self.queue_poller.stop()
         self.runtime.close()
 
 

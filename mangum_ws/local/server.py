@@ -119,6 +119,8 @@ class LocalApiGateway:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the local API Gateway did not start")
             time.sleep(0.01)
+        if self.emulator.queue_poller is not None:
+            self.emulator.queue_poller.start()
         return self
 
     def stop(self) -> None:
@@ -133,6 +135,8 @@ class LocalApiGateway:
     ) -> None:
         """Serve in the foreground; ``on_ready`` runs once the socket accepts connections."""
         # No access log: one line per @connections POST would drown everything else.
+        if self.emulator.queue_poller is not None:
+            self.emulator.queue_poller.start()
         try:
             serve(
                 self.emulator.app,

@@ -32,6 +32,9 @@ class GatewaySettings:
     concurrency: int = 1
     function_timeout: float = 30.0
     authorizer: Authorizer | None = None
+    # The fan-out queue to consume (an SQS queue URL: AWS's, or moto's server); None consumes
+    # the MangumWS's own ``fanout_queue`` when it has one.
+    fanout_queue: str | None = None
 
     def __post_init__(self) -> None:
         if self.authorizer is not None:

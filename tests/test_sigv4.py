@@ -1,0 +1,102 @@
+"""The signer against botocore's own SigV4Auth, request by request, on a corpus."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import botocore.auth
+import pytest
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.utils import percent_encode
+
+from mangum_ws.gateways.aws import management_endpoint
+from mangum_ws.gateways.sigv4 import SigV4Signer, canonical_host
+
+ENDPOINTS = [
+    "https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
+    "wss://abc123.execute-api.us-east-1.amazonaws.com/stage-2/",
+    "https://ABC.Execute-Api.eu-west-1.amazonaws.com:443/prod",
+    "http://127.0.0.1:8123",
+    "http://localhost:80/dev/v1",
+    "https://ws.example.com/custom/base/path",
+]
+IDS = ["L0SM9cOFvHcCIhw=", "a=b==", "ünïcödé-id", "a/b+c~% .;", "..", "x" * 128]
+CLOCKS = [
+    datetime(2026, 1, 2, 3, 4, 5),
+    datetime(2026, 3, 31, 23, 59, 59),  # the last second of a day ...
+    datetime(2026, 4, 1, 0, 0, 0),  # ... and midnight UTC: a new day, a new signing key
+]
+CREDENTIALS = [
+    Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+    Credentials("ASIAEXAMPLE", "secret/with+slash", "IQoJb3JpZ2luX2VjE  token\twith spaces"),
+]
+BODIES = [b'{"type":"event","event":"chat.message","data":{"text":"h\xc3\xa9"}}', b""]
+
+
+def botocore_headers(
+    credentials: Credentials, region: str, method: str, url: str, body: bytes, now: datetime
+) -> dict[str, str]:
+    request = AWSRequest(method, url, data=body)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.auth, "get_current_datetime", lambda: now)
+        botocore.auth.SigV4Auth(credentials, "execute-api", region).add_auth(request)
+    headers = dict(request.headers.items())
+    headers["Host"] = canonical_host(url)  # botocore signs it; the HTTP client sends it
+    return headers
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("credentials", CREDENTIALS, ids=["keys", "session-token"])
+def test_every_request_is_signed_as_botocore_signs_it(
+    endpoint: str, credentials: Credentials
+) -> None:
+    base = management_endpoint(endpoint)
+    signer = SigV4Signer(credentials, canonical_host(base), "eu-west-1", "execute-api")
+    for connection_id, now, body, method in itertools.product(
+        IDS, CLOCKS, BODIES, ("POST", "DELETE")
+    ):
+        url = f"{base}/@connections/{percent_encode(connection_id)}"
+        path = url.split("://", 1)[1]
+        path = path[path.index("/") :]
+        ours = signer.headers(method, path, body, now.replace(tzinfo=UTC))
+        assert ours == botocore_headers(credentials, "eu-west-1", method, url, body, now), (
+            method,
+            url,
+            now,
+        )
+
+
+def test_the_signing_key_is_derived_once_per_day() -> None:
+    signer = SigV4Signer(CREDENTIALS[0], "h", "eu-west-1", "execute-api")
+    first = signer.signing_key("secret", "20260331")
+    assert signer.signing_key("secret", "20260331") is first
+    assert signer.signing_key("secret", "20260401") != first
+    assert signer.signing_key("rotated", "20260401") != signer.signing_key("secret", "20260401")
+
+
+def test_refreshed_credentials_are_used_from_the_next_request() -> None:
+    # botocore's RefreshableCredentials hand out a new frozen copy once refreshed: each
+    # request asks for one, so a rotated key or token signs the very next request.
+    from botocore.credentials import RefreshableCredentials
+
+    generation = itertools.count()
+
+    def refresh() -> dict[str, str]:
+        n = next(generation)
+        return {
+            "access_key": f"ASIA{n}",
+            "secret_key": f"secret{n}",
+            "token": f"token{n}",
+            # Inside botocore's mandatory refresh window (10 min): refreshed on every use.
+            "expiry_time": (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+        }
+
+    credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
+    signer = SigV4Signer(credentials, "h", "eu-west-1", "execute-api")
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    tokens = [signer.headers("POST", "/@connections/a", b"x", now)["X-Amz-Security-Token"]]
+    tokens.append(signer.headers("POST", "/@connections/a", b"x", now)["X-Amz-Security-Token"])
+    assert tokens[0] != tokens[1]
+    assert all(t.startswith("token") for t in tokens)
