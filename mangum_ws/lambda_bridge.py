@@ -66,8 +66,12 @@ def make_lambda_handler(owner: MangumWS) -> type[LambdaHandler]:
             # by the core, not passed on to a handler that would misread it. So is anything
             # that claims to be a background invocation: a forged one is answered with a 403.
             # An authorizer event (its requestContext looks like $connect's) gets a policy.
-            return claims(event) or is_background(event) or is_authorizer_event(event)
-            return claims(event) or is_background(event) or cls.claims_queue(event)
+            return (
+                claims(event)
+                or is_background(event)
+                or is_authorizer_event(event)
+                or cls.claims_queue(event)
+            )
 
         @staticmethod
         def claims_queue(event: LambdaEvent) -> bool:
