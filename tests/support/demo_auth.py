@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from functools import cache
+from types import ModuleType
 from typing import Any
 
 from tests.support.modules import load_demo
 
-# The demo's own signer, with its default secret: what a demo started without DEMO_JWT_SECRET
-# (a subprocess, a Lambda instance under test) checks.
-_demo = load_demo("demochat_tokens")
-MODERATOR_CODE: str = _demo.MODERATOR_CODE
+
+@cache
+def _demo() -> ModuleType:
+    """The demo's own signer, with its default secret: what a demo started without
+    DEMO_JWT_SECRET (a subprocess, a Lambda instance under test) checks. Loaded on first use,
+    not at collection: the demo builds a Mangum, which leaves an event loop behind."""
+    return load_demo("demochat_tokens")
 
 
 def token(nick: str, role: str = "member") -> str:
-    return str(_demo.issue_token(nick, role))
+    return str(_demo().issue_token(nick, role))
 
 
 def signed_in(url: str, nick: str, role: str = "member") -> str:
