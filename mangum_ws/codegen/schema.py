@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
@@ -91,10 +94,14 @@ ENVELOPES: dict[str, Any] = {
     },
     "EventFrame": {
         "type": "object",
+        "description": "A server push; one published to a topic carries the topic and its seq "
+        "(1, 2, 3... per topic), which a resuming session replays from.",
         "required": ["type", "event", "data"],
         "properties": {
             "type": {"const": "event"},
             "event": {"type": "string"},
+            "topic": {"type": "string"},
+            "seq": {"type": "integer", "minimum": 1},
             "data": {},
         },
     },
@@ -150,3 +157,11 @@ def build_schema(ws: MangumWS, title: str) -> dict[str, Any]:
         "events": events,
         "$defs": {**dict(sorted(defs.items())), **ENVELOPES},
     }
+
+
+def schema_hash(schema: Mapping[str, Any]) -> str:
+    """What identifies a registry's wire contract: a SHA-256 of its schema, leaving out the
+    title (the same registry generated under another name is the same contract)."""
+    contract = {key: value for key, value in schema.items() if key not in {"$id", "title"}}
+    canonical = json.dumps(contract, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
