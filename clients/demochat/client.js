@@ -28,6 +28,19 @@ export class MangumWSClient {
     retry;
     options;
     WebSocketImpl;
+    sessions;
+    schemaHash;
+    onSchemaMismatch;
+    onSession;
+    gapTimeoutMs;
+    sessionInfo = null;
+    /** The id of the `$hello` waiting for its answer on this connection; calls queue meanwhile. */
+    greeting = null;
+    greetingTimer;
+    /** Per topic: the last seq handed to the app, and events that came ahead of a missing one. */
+    lastSeq = new Map();
+    held = new Map();
+    gapTimers = new Map();
     constructor(url, options = {}) {
         this.url = url;
         const ctor = options.WebSocket ?? globalThis.WebSocket;
@@ -45,7 +58,18 @@ export class MangumWSClient {
             maxQueue: options.maxQueue ?? 100,
             keepAliveMs: options.keepAliveMs ?? 5 * 60_000,
         };
+        this.sessions = options.sessions ?? true;
+        this.schemaHash = options.schemaHash ?? null;
+        this.onSchemaMismatch =
+            options.onSchemaMismatch ??
+                (() => console.warn("mangum-ws: this client was generated from another schema than the server's; regenerate it"));
+        this.onSession = options.onSession;
+        this.gapTimeoutMs = options.gapTimeoutMs ?? 5_000;
         this.open();
+    }
+    /** The session of the last `$hello` (null before the first answer, or with sessions off). */
+    get session() {
+        return this.sessionInfo;
     }
     /** The current state: connecting, open, reconnecting or closed. */
     get connectionState() {
@@ -89,6 +113,10 @@ export class MangumWSClient {
         this.closedByUser = true;
         clearTimeout(this.retry);
         clearInterval(this.keepAlive);
+        clearTimeout(this.greetingTimer);
+        for (const timer of this.gapTimers.values())
+            clearTimeout(timer);
+        this.gapTimers.clear();
         this.socket?.close(1000, "client closed");
         this.failAll("closed", "the client was closed");
         this.setState("closed");
@@ -109,7 +137,7 @@ export class MangumWSClient {
         if (this.state === "closed") {
             entry.reject(new ActionCallError("closed", "the client is closed", null, action));
         }
-        else if (this.socket !== null && this.socket.readyState === OPEN) {
+        else if (this.socket !== null && this.socket.readyState === OPEN && this.greeting === null) {
             this.pending.set(id, entry);
             this.arm(id, entry);
             this.socket.send(entry.frame);
@@ -236,16 +264,17 @@ export class MangumWSClient {
         this.socket = socket;
         socket.onopen = () => {
             this.attempt = 0;
-            this.setState("open");
-            const queued = this.queue;
-            this.queue = [];
-            for (const frame of queued)
-                socket.send(frame);
             clearInterval(this.keepAlive);
             this.keepAlive = setInterval(() => {
                 if (socket.readyState === OPEN)
                     socket.send('{"action":"$keepalive"}');
             }, this.options.keepAliveMs);
+            if (this.sessions) {
+                this.greet(socket);
+            }
+            else {
+                this.ready(socket);
+            }
         };
         socket.onmessage = (event) => this.receive(event.data);
         socket.onerror = () => undefined; // a close always follows; that is where we act
@@ -254,6 +283,8 @@ export class MangumWSClient {
             if (this.socket !== socket)
                 return;
             this.socket = null;
+            this.greeting = null;
+            clearTimeout(this.greetingTimer);
             // Sent but unanswered calls cannot be known to have run: fail them, never resend them.
             for (const [id, entry] of this.pending) {
                 if (!this.queue.includes(entry.frame)) {
@@ -278,6 +309,119 @@ export class MangumWSClient {
             this.retry = setTimeout(() => this.open(), Math.random() * ceiling);
         };
     }
+    /** The connection is usable: send what waited for it. */
+    ready(socket) {
+        this.greeting = null;
+        clearTimeout(this.greetingTimer);
+        this.setState("open");
+        const queued = this.queue;
+        this.queue = [];
+        for (const frame of queued)
+            socket.send(frame);
+    }
+    /** `$hello` first on every connection: resume the session from the last seq of each topic. */
+    greet(socket) {
+        const id = `h${this.nextId++}`;
+        this.greeting = id;
+        const data = {
+            session: this.sessionInfo?.token ?? null,
+            since: Object.fromEntries(this.lastSeq),
+            schema: this.schemaHash,
+        };
+        socket.send(JSON.stringify({ action: "$hello", id, data }));
+        clearTimeout(this.greetingTimer);
+        // A server that never answers must not hold the calls forever: go on without a session.
+        this.greetingTimer = setTimeout(() => {
+            if (this.socket === socket && this.greeting === id)
+                this.ready(socket);
+        }, this.options.timeoutMs);
+    }
+    greeted(socket, frame) {
+        if (frame.type === "result") {
+            const answer = (frame.data ?? {});
+            const info = {
+                token: answer.session ?? "",
+                resumed: answer.resumed ?? false,
+                replayed: answer.replayed ?? 0,
+                lost: answer.lost ?? [],
+                schemaOk: answer.schema_ok ?? null,
+            };
+            const warned = this.sessionInfo?.schemaOk === false;
+            this.sessionInfo = info;
+            if (!info.resumed) {
+                // A new session: the server numbers nothing for us yet, whatever we saw before.
+                for (const topic of [...this.lastSeq.keys()])
+                    this.forgetTopic(topic);
+            }
+            for (const topic of info.lost)
+                this.forgetTopic(topic);
+            if (info.schemaOk === false && !warned)
+                this.onSchemaMismatch(info);
+            this.onSession?.(info);
+        }
+        else {
+            const error = (frame.error ?? {});
+            if (error.code === "unauthorized" && this.sessionInfo !== null) {
+                // The token belongs to another principal (a new login): start a new session.
+                this.sessionInfo = null;
+                this.greet(socket);
+                return;
+            }
+            // An older server (unknown_action) or a refused hello: go on without a session.
+        }
+        this.ready(socket);
+    }
+    /** Hand a topic event to the app once, in seq order: duplicates (replays) are dropped, an
+     * event ahead of a missing seq waits for it up to gapTimeoutMs. */
+    topicEvent(topic, seq, event) {
+        const last = this.lastSeq.get(topic);
+        if (last !== undefined && seq <= last)
+            return;
+        if (last !== undefined && seq > last + 1) {
+            let waiting = this.held.get(topic);
+            if (!waiting)
+                this.held.set(topic, (waiting = new Map()));
+            waiting.set(seq, event);
+            if (!this.gapTimers.has(topic)) {
+                this.gapTimers.set(topic, setTimeout(() => this.skipGap(topic), this.gapTimeoutMs));
+            }
+            return;
+        }
+        this.lastSeq.set(topic, seq);
+        this.emit(event);
+        const waiting = this.held.get(topic);
+        for (let next = seq + 1; waiting?.has(next); next++) {
+            const held = waiting.get(next);
+            waiting.delete(next);
+            this.lastSeq.set(topic, next);
+            this.emit(held);
+        }
+        if (waiting && waiting.size === 0) {
+            this.held.delete(topic);
+            clearTimeout(this.gapTimers.get(topic));
+            this.gapTimers.delete(topic);
+        }
+    }
+    /** The missing events never came: hand over what waited, in order. */
+    skipGap(topic) {
+        this.gapTimers.delete(topic);
+        const waiting = this.held.get(topic);
+        this.held.delete(topic);
+        for (const seq of [...(waiting?.keys() ?? [])].sort((a, b) => a - b)) {
+            this.lastSeq.set(topic, seq);
+            this.emit(waiting?.get(seq));
+        }
+    }
+    forgetTopic(topic) {
+        clearTimeout(this.gapTimers.get(topic));
+        this.skipGap(topic);
+        this.lastSeq.delete(topic);
+    }
+    emit(event) {
+        for (const handler of this.listeners.get(event.event) ?? []) {
+            handler(event.data);
+        }
+    }
     receive(raw) {
         let frame;
         try {
@@ -287,13 +431,21 @@ export class MangumWSClient {
             return;
         }
         if (frame.type === "event" && typeof frame.event === "string") {
-            for (const handler of this.listeners.get(frame.event) ?? []) {
-                handler(frame.data);
+            const event = { event: frame.event, data: frame.data };
+            if (typeof frame.topic === "string" && typeof frame.seq === "number") {
+                this.topicEvent(frame.topic, frame.seq, event);
+            }
+            else {
+                this.emit(event);
             }
             return;
         }
         if (typeof frame.id !== "string")
             return;
+        if (frame.id === this.greeting && this.socket !== null) {
+            this.greeted(this.socket, frame);
+            return;
+        }
         const entry = this.pending.get(frame.id);
         if (!entry)
             return;
@@ -330,6 +482,8 @@ export class MangumWSClient {
             handler(state);
     }
 }
+/** The registry's schema hash: `$hello` sends it; the server says if it differs. */
+export const SCHEMA_HASH = "65076b76c6bf24ca733fe1d4601ab226";
 const CALLS = {
     chatJoin: ["chat.join", true],
     chatLeave: ["chat.leave", false],
@@ -352,7 +506,7 @@ export class Client extends MangumWSClient {
     call;
     stream;
     constructor(url, options = {}) {
-        super(url, options);
+        super(url, { schemaHash: SCHEMA_HASH, ...options });
         this.call = bind(CALLS, (action, input, options) => this.request(action, input, options));
         this.stream = bind(STREAMS, (action, input, options) => this.requestStream(action, input, options));
     }

@@ -352,7 +352,8 @@ test("a chunk out of sequence ends the stream with protocol_error and cancels it
       }
     }),
   );
-  const client = connect(`ws://127.0.0.1:${server.address().port}/`, { WebSocket });
+  // No sessions: this server knows no $hello.
+  const client = connect(`ws://127.0.0.1:${server.address().port}/`, { WebSocket, sessions: false });
   try {
     const seen = [];
     await assert.rejects(async () => {

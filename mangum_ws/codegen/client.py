@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .schema import schema_hash
 from .typescript import Emitter, UnsupportedSchema, _comment, camel
 
 RUNTIME_NAMES = frozenset(
@@ -31,6 +32,10 @@ RUNTIME_NAMES = frozenset(
         "CALLS",
         "Pending",
         "OPEN",
+        "SessionInfo",
+        "TopicEvent",
+        "SessionOption",
+        "SCHEMA_HASH",
     }
 )
 
@@ -112,6 +117,9 @@ def build_client(schema: dict[str, Any], title: str) -> str:
             *stream_calls,
             "}",
             "",
+            "/** The registry's schema hash: `$hello` sends it; the server says if it differs. */",
+            f"export const SCHEMA_HASH = {json.dumps(schema_hash(schema))};",
+            "",
             "const CALLS: Record<string, [keyof Actions & string, boolean]> = {",
             *table,
             "};",
@@ -139,7 +147,7 @@ def build_client(schema: dict[str, Any], title: str) -> str:
             "  readonly stream: StreamCalls;",
             "",
             "  constructor(url: string, options: ClientOptions = {}) {",
-            "    super(url, options);",
+            "    super(url, { schemaHash: SCHEMA_HASH, ...options });",
             "    this.call = bind<Calls>(CALLS, (action, input, options) =>",
             "      this.request(action as keyof Actions, input as never, options),",
             "    );",
