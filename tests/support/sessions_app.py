@@ -58,3 +58,8 @@ def principal_from_query(query: Any) -> dict[str, Any]:
     no ``who`` is anonymous (a context without principalId)."""
     who = query.get("who")
     return {"principalId": who} if who else {"plan": "free"}
+
+
+# The registry codegen reads for the generated client of the session tests.
+ws = MangumWS()
+feed_app(ws)
