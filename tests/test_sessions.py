@@ -63,7 +63,7 @@ class Peer:
         self.next_id += 1
         request_id = f"r{self.next_id}"
         self.socket.send(call(action, request_id, data))
-        before = []
+        before: list[dict[str, Any]] = []
         while True:
             frame = json.loads(self.socket.recv(timeout=10))
             if frame.get("id") == request_id and frame["type"] in {"result", "error"}:
