@@ -15,47 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import fanout
-from subprocess_server import free_port, running
+from subprocess_server import running, serving
 
 from mangum_ws import ConnectionStore, DynamoDBStore, InMemoryStore, MangumWS
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's server in a process of its own; yields its URL."""
-    import socket
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto's server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 async def publishes_per_second(
@@ -107,7 +77,10 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         compare("memory", url, InMemoryStore(), args)
         if args.dynamodb:
-            with moto_server() as moto_url:
+            with serving(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p"], 30
+            ) as moto:
+                moto_url = f"http://127.0.0.1:{moto}"
                 store = DynamoDBStore(f"bench-{uuid.uuid4().hex[:8]}", endpoint_url=moto_url)
                 store.create_table()
                 compare("dynamodb", url, store, args)

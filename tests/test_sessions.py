@@ -92,6 +92,11 @@ def seqs(frames: list[dict[str, Any]]) -> list[tuple[int, int]]:
     return [(f["seq"], f["data"]["n"]) for f in frames if f["type"] == "event"]
 
 
+def resumed(token: str, replayed: int) -> dict[str, Any]:
+    """The answer to a $hello that resumed a session, with nothing lost and no schema sent."""
+    return {"session": token, "resumed": True, "replayed": replayed, "lost": [], "schema_ok": None}
+
+
 def post(publisher: Peer, *numbers: int, topic: str = "t") -> None:
     for n in numbers:
         publisher.ask("feed.post", {"topic": topic, "n": n})
@@ -125,13 +130,7 @@ def test_a_session_resumes_with_its_subscriptions_state_and_missed_events(path: 
             before, answer = again.ask("$hello", {"session": token, "since": {"t": 2}})
             # What she missed comes first, in order, then the answer saying how many.
             assert seqs(before) == [(3, 3), (4, 4), (5, 5)]
-            assert answer["data"] == {
-                "session": token,
-                "resumed": True,
-                "replayed": 3,
-                "lost": [],
-                "schema_ok": None,
-            }
+            assert answer["data"] == resumed(token, replayed=3)
             assert again.ask("me.get")[1]["data"] == {"name": "Al"}
             post(publisher, 6)
             assert seqs(again.events(1)) == [(6, 6)]
@@ -294,13 +293,7 @@ def test_on_lambda_a_resume_moves_the_session_and_replays_before_the_answer(
     answer = send(new, "$hello", {"session": token, "since": {"t": 1}})
     replays = [json.loads(data) for cid, data in mgmt_api.posts[posted:] if cid == new]
     assert seqs(replays) == [(2, 2), (3, 3), (4, 4)]
-    assert answer["data"] == {
-        "session": token,
-        "resumed": True,
-        "replayed": 3,
-        "lost": [],
-        "schema_ok": None,
-    }
+    assert answer["data"] == resumed(token, replayed=3)
     assert run_on_mangums_loop(store.subscribers("t")) == {new}
     assert send(new, "me.get")["data"] == {"name": "Al"}
     refused = send(bob, "$hello", {"session": token}, {"principalId": "bob"})

@@ -30,7 +30,7 @@ from tests.support.loops import run_aside
 from tests.support.server import free_port
 from tests.support.session_client import SessionClient
 from tests.support.sessions_app import Item, feed_app, principal_from_query
-from tests.test_codegen_typescript import CLIENTS, TS_FLAGS, TSC, require_node_tools, run
+from tests.test_codegen_typescript import CLIENTS, compile_client, require_node_tools
 
 EVENTS = 1000
 SPREAD = 30.0  # seconds over which the events are published
@@ -42,19 +42,7 @@ def feed_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_node_tools()
     out = tmp_path_factory.mktemp("feed")
     write(sessions_app.ws, out, "tests.support.sessions_app:ws")
-    compiled = run(
-        [
-            str(TSC),
-            *TS_FLAGS,
-            "--rootDir",
-            str(out),
-            "--outDir",
-            str(out / "js"),
-            str(out / "client.ts"),
-        ]
-    )
-    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
-    return out / "js" / "client.js"
+    return compile_client(out)
 
 
 def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
