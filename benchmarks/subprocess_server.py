@@ -45,4 +45,8 @@ def serving(command: list[str], timeout: float = 20) -> Iterator[int]:
         yield port
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # moto's server can sit out a SIGTERM
+            server.kill()
+            server.wait()
