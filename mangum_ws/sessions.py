@@ -125,14 +125,19 @@ async def hello(
 def _schema_ok(owner: MangumWS, client_hash: str | None, conn: Connection) -> bool | None:
     if client_hash is None:
         return None
-    if client_hash == owner.schema_hash:
+    try:
+        server_hash = owner.schema_hash
+    except Exception:  # a registry codegen cannot describe: say nothing rather than fail
+        logger.exception("the registry's schema hash could not be computed")
+        return None
+    if client_hash == server_hash:
         return True
     logger.warning(
         "connection %s runs a client generated from another schema (%s; the server's is %s): "
         "regenerate it with python -m mangum_ws.codegen",
         conn.connection_id,
         client_hash[:MAX_NAME_CHARS],
-        owner.schema_hash,
+        server_hash,
     )
     return False
 
