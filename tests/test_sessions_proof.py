@@ -73,6 +73,8 @@ async def publish_through_drops(ws: MangumWS, proxy: FlakyProxy) -> None:
         assert not report.failed, report.failed
 
 
+# ~40 s with the memory store, ~90 s with moto's server on an idle machine; room for a busy one.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("store_kind", ["memory", "dynamodb"])
 def test_every_event_arrives_once_and_in_order_through_closes_and_resets(
     store_kind: str, feed_client: Path, request: pytest.FixtureRequest
