@@ -110,6 +110,7 @@ interface Pending {
 }
 
 const OPEN = 1;
+const HELLO_RETRIES = 3;
 
 export class MangumWSClient<
   A extends { [K in keyof A]: { input: unknown; output: unknown } },
@@ -139,6 +140,8 @@ export class MangumWSClient<
   /** The id of the `$hello` waiting for its answer on this connection; calls queue meanwhile. */
   private greeting: string | null = null;
   private greetingTimer: ReturnType<typeof setTimeout> | undefined;
+  /** `$hello`s the server failed (internal_error) on this connection: retried a few times. */
+  private helloFailures = 0;
   /** Per topic: the last seq handed to the app, and events that came ahead of a missing one. */
   private readonly lastSeq = new Map<string, number>();
   private readonly held = new Map<string, Map<number, TopicEvent>>();
@@ -435,7 +438,8 @@ export class MangumWSClient<
   }
 
   /** `$hello` first on every connection: resume the session from the last seq of each topic. */
-  private greet(socket: WebSocketLike): void {
+  private greet(socket: WebSocketLike, retry = false): void {
+    if (!retry) this.helloFailures = 0;
     const id = `h${this.nextId++}`;
     this.greeting = id;
     const data = {
@@ -482,6 +486,15 @@ export class MangumWSClient<
         // The token belongs to another principal (a new login): start a new session.
         this.sessionInfo = null;
         this.greet(socket);
+        return;
+      }
+      if (error.code === "internal_error" && this.helloFailures < HELLO_RETRIES) {
+        // The store failed half-way (throttled, say): moving a session again is harmless.
+        const ceiling = this.options.baseDelayMs * 2 ** this.helloFailures++;
+        this.greeting = `retry${this.nextId}`;
+        this.greetingTimer = setTimeout(() => {
+          if (this.socket === socket) this.greet(socket, true);
+        }, Math.random() * ceiling);
         return;
       }
       // An older server (unknown_action) or a refused hello: go on without a session.

@@ -157,7 +157,8 @@ async def _take_over(store: ConnectionStore, session: SessionRecord, new_id: str
     # Read again after the old connection's: a $disconnect parking them meanwhile puts them
     # in the session before it removes them from the connection.
     parked = await store.get_session(session.token) or session
-    topics = {**parked.topics, **live}
+    # What this connection has already (a $hello that failed half-way, retried) is replayed too.
+    topics = {**await store.subscriptions(new_id), **parked.topics, **live}
     state = old.state if old is not None else parked.state
     for topic, after in topics.items():
         await store.subscribe(new_id, topic, after)

@@ -122,7 +122,7 @@ def test_node_client_against_a_real_server(compiled_client: Path, zoo_server: st
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "# fail 0" in result.stdout, result.stdout
-    assert "# pass 24" in result.stdout, result.stdout
+    assert "# pass 25" in result.stdout, result.stdout
 
 
 def test_checked_in_demo_client_is_compiled_from_its_source(tmp_path: Path) -> None:

@@ -298,3 +298,47 @@ def test_on_lambda_a_resume_moves_the_session_and_replays_before_the_answer(
     assert send(new, "me.get")["data"] == {"name": "Al"}
     refused = send(bob, "$hello", {"session": token}, {"principalId": "bob"})
     assert refused["error"]["code"] == "unauthorized"
+
+
+class FailsOnce(InMemoryStore):
+    """The memory store, whose first session write after a move fails, as a throttled
+    DynamoDB call past its retries would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    async def put_session(self, record: Any, *, if_connection: str | None = None) -> bool:
+        if self.armed:
+            self.armed = False
+            raise ConnectionError("the store is unreachable")
+        return await super().put_session(record, if_connection=if_connection)
+
+
+def test_a_hello_that_failed_half_way_resumes_in_full_when_retried(
+    mgmt_api: ManagementApi,
+) -> None:
+    store = FailsOnce()
+    ws = MangumWS(endpoint_url=mgmt_api.url, store=store, route_responses=True)
+    handler = Mangum(feed_app(ws), custom_handlers=[ws.handler])
+    context = FakeLambdaContext()
+    old, new, bob = "Old0000000000A=", "New0000000000A=", "Bob0000000000B="
+
+    def send(cid: str, action: str, data: Any = None) -> Any:
+        event = message_event(raw=call(action, "1", data), connection_id=cid)
+        return json.loads(handler(event, context)["body"])
+
+    for cid in (old, new, bob):
+        handler(connect_event(cid), context)
+    token = send(old, "$hello")["data"]["session"]
+    send(old, "feed.join", {"topic": "t"})
+    handler(disconnect_event(old), context)
+    send(bob, "feed.post", {"topic": "t", "n": 1})
+    store.armed = True
+    failed = send(new, "$hello", {"session": token})
+    assert failed["error"]["code"] == "internal_error"
+    # The subscription moved before the failure: the retry finds it there, and replays the gap.
+    posted = len(mgmt_api.posts)
+    answer = send(new, "$hello", {"session": token})
+    assert answer["data"] == resumed(token, replayed=1)
+    assert seqs([json.loads(data) for _cid, data in mgmt_api.posts[posted:]]) == [(1, 1)]

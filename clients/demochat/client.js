@@ -13,6 +13,7 @@ export class ActionCallError extends Error {
     }
 }
 const OPEN = 1;
+const HELLO_RETRIES = 3;
 export class MangumWSClient {
     url;
     socket = null;
@@ -37,6 +38,8 @@ export class MangumWSClient {
     /** The id of the `$hello` waiting for its answer on this connection; calls queue meanwhile. */
     greeting = null;
     greetingTimer;
+    /** `$hello`s the server failed (internal_error) on this connection: retried a few times. */
+    helloFailures = 0;
     /** Per topic: the last seq handed to the app, and events that came ahead of a missing one. */
     lastSeq = new Map();
     held = new Map();
@@ -320,7 +323,9 @@ export class MangumWSClient {
             socket.send(frame);
     }
     /** `$hello` first on every connection: resume the session from the last seq of each topic. */
-    greet(socket) {
+    greet(socket, retry = false) {
+        if (!retry)
+            this.helloFailures = 0;
         const id = `h${this.nextId++}`;
         this.greeting = id;
         const data = {
@@ -365,6 +370,16 @@ export class MangumWSClient {
                 // The token belongs to another principal (a new login): start a new session.
                 this.sessionInfo = null;
                 this.greet(socket);
+                return;
+            }
+            if (error.code === "internal_error" && this.helloFailures < HELLO_RETRIES) {
+                // The store failed half-way (throttled, say): moving a session again is harmless.
+                const ceiling = this.options.baseDelayMs * 2 ** this.helloFailures++;
+                this.greeting = `retry${this.nextId}`;
+                this.greetingTimer = setTimeout(() => {
+                    if (this.socket === socket)
+                        this.greet(socket, true);
+                }, Math.random() * ceiling);
                 return;
             }
             // An older server (unknown_action) or a refused hello: go on without a session.

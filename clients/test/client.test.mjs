@@ -518,3 +518,20 @@ test("a token refused as another principal's is dropped for a new session", asyn
     server.close();
   }
 });
+
+test("a $hello the server failed (internal_error) is sent again", async () => {
+  const { server, hellos, url } = await helloServer((request, count) =>
+    count === 1
+      ? { type: "error", error: { code: "internal_error", message: "internal error", details: null } }
+      : { type: "result", data: { session: "tok", resumed: false, replayed: 0, lost: [], schema_ok: null } },
+  );
+  const client = connect(url, { WebSocket, baseDelayMs: 10 });
+  try {
+    await waitForState(client, "open");
+    assert.equal(hellos.length, 2);
+    assert.equal(client.session.token, "tok");
+  } finally {
+    client.close();
+    server.close();
+  }
+});

@@ -32,6 +32,7 @@ RUNTIME_NAMES = frozenset(
         "CALLS",
         "Pending",
         "OPEN",
+        "HELLO_RETRIES",
         "SessionInfo",
         "TopicEvent",
         "SessionOption",

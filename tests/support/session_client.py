@@ -25,6 +25,7 @@ class SessionClient:
         self.held: dict[str, dict[int, Any]] = {}
         self.delivered: list[tuple[str, int, Any]] = []  # what the app sees: (topic, seq, data)
         self.hellos: list[dict[str, Any]] = []
+        self.hello_errors: list[str] = []
         self.connections = 0
         self.joined = threading.Event()
         self._next_id = 0
@@ -44,18 +45,14 @@ class SessionClient:
                 pass
             await asyncio.sleep(random.uniform(0.01, 0.1))
 
-    async def _session(self, socket: ClientConnection, done: Any, deadline: float) -> None:
+    async def _hello(self, socket: ClientConnection) -> str:
         hello_id = self._id()
-        since = dict(self.last)
-        await socket.send(
-            json.dumps(
-                {
-                    "action": "$hello",
-                    "id": hello_id,
-                    "data": {"session": self.token, "since": since},
-                }
-            )
-        )
+        data = {"session": self.token, "since": dict(self.last)}
+        await socket.send(json.dumps({"action": "$hello", "id": hello_id, "data": data}))
+        return hello_id
+
+    async def _session(self, socket: ClientConnection, done: Any, deadline: float) -> None:
+        hello_id = await self._hello(socket)
         waiting: set[str] = set()
         while not done(self):
             remaining = deadline - time.monotonic()
@@ -64,6 +61,11 @@ class SessionClient:
             frame = json.loads(await asyncio.wait_for(socket.recv(), remaining))
             if frame.get("type") == "event" and "seq" in frame:
                 self._event(frame["topic"], frame["seq"], frame["data"])
+            elif frame.get("id") == hello_id and frame["type"] == "error":
+                # internal_error: the store failed half-way; moving a session again is harmless
+                self.hello_errors.append(frame["error"]["code"])
+                await asyncio.sleep(random.uniform(0.01, 0.1))
+                hello_id = await self._hello(socket)
             elif frame.get("id") == hello_id:
                 answer = frame["data"]
                 self.hellos.append(answer)
