@@ -129,7 +129,11 @@ def test_every_event_arrives_once_and_in_order_through_closes_and_resets(
 
             run_aside(publish_through_drops(ws, proxy))
 
-            node_report: dict[str, Any] = json.loads(node_lines.get(timeout=SPREAD * 2))
+            try:
+                node_report: dict[str, Any] = json.loads(node_lines.get(timeout=SPREAD * 2))
+            except queue.Empty:
+                node.kill()
+                pytest.fail(f"the Node client did not finish; python saw {len(python.delivered)}")
             python_thread.join(timeout=SPREAD * 2)
             assert node.wait(timeout=30) == 0
         finally:

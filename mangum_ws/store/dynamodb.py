@@ -206,14 +206,15 @@ class DynamoDBStore:
         def write() -> None:
             start = self._head(topic) if after is None else after
             mine, theirs = self._pair(connection_id, topic)
-            items: Any = [
-                {"Put": {"TableName": self.table_name, "Item": item}}
-                for item in (
-                    {**mine, "ttl": expiry, "after": {"N": str(start)}},
-                    {**theirs, "ttl": expiry},
-                )
-            ]
-            self.client.transact_write_items(TransactItems=items)
+            # One batch, as unsubscribe deletes the pair: a half written by a call that failed
+            # expires by TTL, and a subscribe again writes both (a transaction would cost twice
+            # the write units, on every subscribe and every session resume).
+            self._write_all(
+                [
+                    {"PutRequest": {"Item": {**mine, "ttl": expiry, "after": {"N": str(start)}}}},
+                    {"PutRequest": {"Item": {**theirs, "ttl": expiry}}},
+                ]
+            )
 
         await self._run(write)
 
