@@ -139,6 +139,8 @@ export class MangumWSClient<
   private sessionInfo: SessionInfo | null = null;
   /** The id of the `$hello` waiting for its answer on this connection; calls queue meanwhile. */
   private greeting: string | null = null;
+  /** The `$hello` whose answer is still wanted: after its timeout too, for the session token. */
+  private helloId: string | null = null;
   private greetingTimer: ReturnType<typeof setTimeout> | undefined;
   /** `$hello`s the server failed (internal_error) on this connection: retried a few times. */
   private helloFailures = 0;
@@ -400,7 +402,7 @@ export class MangumWSClient<
       clearInterval(this.keepAlive);
       if (this.socket !== socket) return;
       this.socket = null;
-      this.greeting = null;
+      this.greeting = this.helloId = null;
       clearTimeout(this.greetingTimer);
       // Sent but unanswered calls cannot be known to have run: fail them, never resend them.
       for (const [id, entry] of this.pending) {
@@ -441,7 +443,7 @@ export class MangumWSClient<
   private greet(socket: WebSocketLike, retry = false): void {
     if (!retry) this.helloFailures = 0;
     const id = `h${this.nextId++}`;
-    this.greeting = id;
+    this.greeting = this.helloId = id;
     const data = {
       session: this.sessionInfo?.token ?? null,
       since: Object.fromEntries(this.lastSeq),
@@ -449,7 +451,8 @@ export class MangumWSClient<
     };
     socket.send(JSON.stringify({ action: "$hello", id, data }));
     clearTimeout(this.greetingTimer);
-    // A server that never answers must not hold the calls forever: go on without a session.
+    // A slow or silent server must not hold the calls forever: they go out, and a late answer
+    // still brings the session.
     this.greetingTimer = setTimeout(() => {
       if (this.socket === socket && this.greeting === id) this.ready(socket);
     }, this.options.timeoutMs);
@@ -499,7 +502,7 @@ export class MangumWSClient<
       }
       // An older server (unknown_action) or a refused hello: go on without a session.
     }
-    this.ready(socket);
+    if (this.greeting !== null) this.ready(socket);
   }
 
   /** Hand a topic event to the app once, in seq order: duplicates (replays) are dropped, an
@@ -580,7 +583,8 @@ export class MangumWSClient<
       return;
     }
     if (typeof frame.id !== "string") return;
-    if (frame.id === this.greeting && this.socket !== null) {
+    if (frame.id === this.helloId && this.socket !== null) {
+      this.helloId = null;
       this.greeted(this.socket, frame);
       return;
     }

@@ -43,6 +43,7 @@ logger = logging.getLogger("mangum_ws")
 DEFAULT_SESSION_TTL: Final = 15 * 60.0
 TOKEN_BYTES: Final = 24  # 192 random bits
 MAX_SINCE_TOPICS: Final = 256
+MOVE_ATTEMPTS: Final = 3  # a session claimed by another $hello meanwhile: taken over again
 
 
 class HelloData(BaseModel):
@@ -98,14 +99,13 @@ async def hello(
         )
     schema_ok = _schema_ok(owner, request.schema_hash, conn)
     replayed, lost = 0, list[str]()
+    expiry = _expiry(owner.session_ttl, True)
     if session is None:
         token = secrets.token_urlsafe(TOKEN_BYTES)
+        await store.put_session(SessionRecord(token, principal, conn.connection_id, expiry))
     else:
         token = session.token
-        topics = await _take_over(store, session, conn.connection_id)
-    await store.put_session(
-        SessionRecord(token, principal, conn.connection_id, _expiry(owner.session_ttl, True))
-    )
+        topics = await _resume(store, session, conn.connection_id, expiry)
     await store.bind_session(conn.connection_id, token)
     if session is not None:
         try:
@@ -140,6 +140,41 @@ def _schema_ok(owner: MangumWS, client_hash: str | None, conn: Connection) -> bo
         server_hash,
     )
     return False
+
+
+async def _resume(
+    store: ConnectionStore, session: SessionRecord, new_id: str, expiry: float
+) -> dict[str, int]:
+    """Take the session over for ``new_id``; return its topics.
+
+    The session is claimed only while it still belongs to the connection it was taken from: two
+    $hellos of one client can run at once (a reconnect while the last one was slow), and the
+    one whose claim fails takes the session over again from where the other put it, if its
+    connection is the newer one (a client's last connection wins).
+    """
+    topics: dict[str, int] = {}
+    for _ in range(MOVE_ATTEMPTS):
+        topics = await _take_over(store, session, new_id)
+        claimed = dataclasses.replace(
+            session, connection_id=new_id, expires_at=expiry, topics={}, state={}
+        )
+        if await store.put_session(claimed, if_connection=session.connection_id):
+            break
+        current = await store.get_session(session.token)
+        if current is None or not await _newer(store, new_id, current.connection_id):
+            break
+        session = current
+    return topics
+
+
+async def _newer(store: ConnectionStore, mine: str, theirs: str | None) -> bool:
+    """True when connection ``mine`` opened after ``theirs`` (or ``theirs`` is gone)."""
+    if theirs is None or theirs == mine:
+        return True
+    me, them = await store.get(mine), await store.get(theirs)
+    if me is None:
+        return False  # this connection is gone already
+    return them is None or me.connected_at >= them.connected_at
 
 
 async def _take_over(store: ConnectionStore, session: SessionRecord, new_id: str) -> dict[str, int]:

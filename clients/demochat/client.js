@@ -37,6 +37,8 @@ export class MangumWSClient {
     sessionInfo = null;
     /** The id of the `$hello` waiting for its answer on this connection; calls queue meanwhile. */
     greeting = null;
+    /** The `$hello` whose answer is still wanted: after its timeout too, for the session token. */
+    helloId = null;
     greetingTimer;
     /** `$hello`s the server failed (internal_error) on this connection: retried a few times. */
     helloFailures = 0;
@@ -286,7 +288,7 @@ export class MangumWSClient {
             if (this.socket !== socket)
                 return;
             this.socket = null;
-            this.greeting = null;
+            this.greeting = this.helloId = null;
             clearTimeout(this.greetingTimer);
             // Sent but unanswered calls cannot be known to have run: fail them, never resend them.
             for (const [id, entry] of this.pending) {
@@ -327,7 +329,7 @@ export class MangumWSClient {
         if (!retry)
             this.helloFailures = 0;
         const id = `h${this.nextId++}`;
-        this.greeting = id;
+        this.greeting = this.helloId = id;
         const data = {
             session: this.sessionInfo?.token ?? null,
             since: Object.fromEntries(this.lastSeq),
@@ -335,7 +337,8 @@ export class MangumWSClient {
         };
         socket.send(JSON.stringify({ action: "$hello", id, data }));
         clearTimeout(this.greetingTimer);
-        // A server that never answers must not hold the calls forever: go on without a session.
+        // A slow or silent server must not hold the calls forever: they go out, and a late answer
+        // still brings the session.
         this.greetingTimer = setTimeout(() => {
             if (this.socket === socket && this.greeting === id)
                 this.ready(socket);
@@ -384,7 +387,8 @@ export class MangumWSClient {
             }
             // An older server (unknown_action) or a refused hello: go on without a session.
         }
-        this.ready(socket);
+        if (this.greeting !== null)
+            this.ready(socket);
     }
     /** Hand a topic event to the app once, in seq order: duplicates (replays) are dropped, an
      * event ahead of a missing seq waits for it up to gapTimeoutMs. */
@@ -457,7 +461,8 @@ export class MangumWSClient {
         }
         if (typeof frame.id !== "string")
             return;
-        if (frame.id === this.greeting && this.socket !== null) {
+        if (frame.id === this.helloId && this.socket !== null) {
+            this.helloId = null;
             this.greeted(this.socket, frame);
             return;
         }

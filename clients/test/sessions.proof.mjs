@@ -28,6 +28,7 @@ client.on("feed.item", (item) => {
   if (item.n === total) finish();
 });
 const timer = setTimeout(finish, deadline);
+process.on("SIGTERM", finish); // the test gave up waiting: report what arrived
 
 for (;;) {
   try {
@@ -41,5 +42,7 @@ console.log("joined");
 await finished;
 clearTimeout(timer);
 const resumed = sessions.filter((info) => info.resumed).length;
-console.log(JSON.stringify({ seen, resumed, sessions: sessions.length, states, token: client.session?.token ?? null }));
+console.log(
+  JSON.stringify({ seen, resumed, sessions, states, state: client.connectionState, token: client.session?.token ?? null }),
+);
 client.close();
