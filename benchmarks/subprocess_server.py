@@ -22,22 +22,35 @@ def free_port() -> int:
 @contextmanager
 def running(script: str, *args: str) -> Iterator[int]:
     """Run ``python script *args --port PORT`` until the port accepts; yield the port."""
+    with serving([sys.executable, script, *args, "--port"]) as port:
+        yield port
+
+
+@contextmanager
+def serving(command: list[str], timeout: float = 20) -> Iterator[int]:
+    """Run ``command PORT`` (a free port appended) until the port accepts; yield the port."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, script, *args, "--port", str(port)])
+    server = subprocess.Popen(
+        [*command, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"{script} {' '.join(args)} did not start") from None
+                    raise RuntimeError(f"{' '.join(command)} did not start") from None
                 time.sleep(0.05)
         yield port
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # moto's server can sit out a SIGTERM
+            server.kill()
+            server.wait()
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from fastapi import APIRouter, FastAPI
@@ -25,14 +25,17 @@ from .internal_routes import make_internal_router
 from .lambda_bridge import make_lambda_handler
 from .lifecycle import connecting_id, forget
 from .limits import MAX_MESSAGE_BYTES
-from .protocol import encode_payload, event_frame
+from .protocol import encode_payload, event_frame, topic_event_frame
 from .registry import ActionSpec, EventSpec, Hook, Registry, is_async_callable
 from .sending import SendReport, fan_out, for_each
+from .sessions import DEFAULT_SESSION_TTL
 from .socket_endpoint import Authorizer, make_socket_endpoint
 from .store import ConnectionRecord, ConnectionStore, InMemoryStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M")
+
+DEFAULT_TOPIC_HISTORY = 1000
 
 
 class MangumWS:
@@ -42,6 +45,11 @@ class MangumWS:
     (botocore, the ``[aws]`` extra); without a URL it sends to sockets opened through
     :meth:`mount`. Pass ``gateway=`` for any other transport, e.g. ``AwsGateway()`` to post
     back to whichever API sent the event.
+
+    ``session_ttl`` (seconds, default 15 minutes) is how long a session outlives its
+    connection for a client's ``$hello`` to resume it, and how long each topic's last
+    ``topic_history`` events (default 1,000 per topic; 0: no seq, nothing kept) are kept to
+    replay what a resuming session missed.
 
     ``route_responses=True`` returns each reply as the Lambda's response body, for routes
     configured as two-way in API Gateway (no extra API call); otherwise replies are posted
@@ -64,11 +72,17 @@ class MangumWS:
         store: ConnectionStore | None = None,
         fanout_queue: str | None = None,
         fanout_threshold: int = DEFAULT_THRESHOLD,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        topic_history: int = DEFAULT_TOPIC_HISTORY,
     ) -> None:
         if gateway is not None and endpoint_url is not None:
             raise ValueError("pass endpoint_url or gateway, not both")
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if session_ttl <= 0:
+            raise ValueError("session_ttl must be positive (seconds)")
+        if topic_history < 0:
+            raise ValueError("topic_history must be 0 (off) or more")
         if gateway is None:
             gateway = (
                 AwsGateway(endpoint_url, max_concurrency=max_concurrency)
@@ -82,6 +96,8 @@ class MangumWS:
         self.fanout: FanoutQueue | None = (
             FanoutQueue(fanout_queue, threshold=fanout_threshold) if fanout_queue else None
         )
+        self.session_ttl = session_ttl
+        self.topic_history = topic_history
         self.registry = Registry()
         self.core = EventCore(self)
         self.handler: type[LambdaHandler] = make_lambda_handler(self)
@@ -301,10 +317,40 @@ class MangumWS:
         as ``queued``: the queue's consumers post to them and remove the gone ones.
         """
         spec = self._event(event)
-        frame = event_frame(event, spec.adapter.validate_python(data))
+        value = spec.adapter.validate_python(data)
+        if self.topic_history:
+            frame = await self._numbered(topic, event, value)
+        else:
+            frame = event_frame(event, value)
+        # Subscribers are read after the event is kept: a session that resumes meanwhile
+        # either is among them or finds the event to replay (docs/protocol.md, "Sessions").
         report = await self.deliver(await self.store.subscribers(topic), frame)
-        await for_each(report.gone, functools.partial(forget, self.store), self.max_concurrency)
+        await self.forget_gone(report.gone)
         return report
+
+    async def forget_gone(self, connection_ids: Collection[str]) -> None:
+        """Remove connections a send found gone, ``max_concurrency`` at a time, parking their
+        sessions for a resume (a removal that fails is logged, never raised)."""
+        forget_one = functools.partial(forget, self.store, session_ttl=self.session_ttl)
+        await for_each(connection_ids, forget_one, self.max_concurrency)
+
+    async def _numbered(self, topic: str, event: str, value: Any) -> str:
+        """The event's frame with the topic's next seq, kept for replays."""
+
+        def frame_for(seq: int) -> str:
+            return topic_event_frame(event, topic, seq, value)
+
+        size = len(frame_for(10**20).encode())  # refused before it takes a seq
+        if size > MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(size, MAX_MESSAGE_BYTES)
+        return await self.store.append_event(topic, frame_for, self.topic_history, self.session_ttl)
+
+    @functools.cached_property
+    def schema_hash(self) -> str:
+        """The hash codegen writes into generated clients, which ``$hello`` compares."""
+        from .codegen.schema import build_schema, schema_hash
+
+        return schema_hash(build_schema(self, "app"))
 
     async def disconnect(self, connection_id: str) -> None:
         """Close a connection from the server side (DELETE @connections/{id} on AWS)."""

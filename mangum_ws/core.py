@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -40,6 +41,7 @@ from .lifecycle import Refusal, admit, farewell
 from .limits import inbound_closing
 from .protocol import encode, internal_error
 from .registry import ActionSpec
+from .sessions import hello
 from .streams import RunningStreams, Send, StreamSupport
 
 if TYPE_CHECKING:
@@ -121,7 +123,8 @@ class EventCore:
         release: Callable[[], None] = lambda: None,
     ) -> str | None:
         support = StreamSupport(send, self.streams, self.owner.store, release, noted)
-        return await dispatch(self.owner.registry, text, conn, support, detach)
+        greet = functools.partial(hello, self.owner, send)
+        return await dispatch(self.owner.registry, text, conn, support, detach, greet)
 
     def _in_task(self, send: Send) -> Detach:
         async def detach(spec: ActionSpec, request_id: str | None, run: Run) -> None:
@@ -143,7 +146,7 @@ class EventCore:
         return detach
 
     async def disconnect(self, conn: Connection) -> None:
-        await farewell(self.owner.registry, conn, self.owner.store)
+        await farewell(self.owner.registry, conn, self.owner.store, self.owner.session_ttl)
 
     async def lambda_event(self, raw: Mapping[str, Any], context: Any) -> HttpReply:
         """One API Gateway event (or one background invocation, or a batch of the fan-out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio.to_thread
@@ -25,6 +25,7 @@ from .errors import ActionError
 from .limits import MAX_ERROR_BYTES, MAX_ERROR_DETAILS, MAX_ID_CHARS, MAX_JSON_DEPTH, fits
 from .protocol import (
     CANCEL,
+    HELLO,
     KEEPALIVE,
     ErrorCode,
     echo,
@@ -39,6 +40,9 @@ from .streams import StreamSupport, cancel, run_stream
 from .validation_errors import bounded_details
 
 logger = logging.getLogger("mangum_ws")
+
+# (connection, id, data) -> the answer to a $hello (sessions.hello, bound by the event core).
+Hello = Callable[[Connection, str | None, Any], Coroutine[Any, Any, str | None]]
 
 
 async def call(func: Callable[..., Any], is_async: bool, *args: Any, **kwargs: Any) -> Any:
@@ -95,6 +99,7 @@ async def dispatch(
     conn: Connection,
     streams: StreamSupport | None = None,
     detach: Detach | None = None,
+    hello: Hello | None = None,
 ) -> str | None:
     """Handle one message; return the frame for the caller, or None when there is nothing to say.
 
@@ -120,6 +125,9 @@ async def dispatch(
     if action == CANCEL and streams is not None:
         run = functools.partial(cancel, streams, conn, request_id)
         return await guarded(run, conn, request_id, CANCEL, "$cancel")
+    if action == HELLO and hello is not None:
+        greet = functools.partial(hello, conn, request_id, message.get("data"))
+        return await guarded(greet, conn, request_id, HELLO, "$hello")
     spec = registry.routes.get(conn.route_key) if conn.route_key[:1] != "$" else None
     if spec is None and isinstance(action, str):
         spec = registry.actions.get(action) or registry.routes.get(action)

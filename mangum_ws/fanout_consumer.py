@@ -15,7 +15,6 @@ dedupes it (topic events will carry a sequence number for that).
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,6 @@ from urllib.parse import urlsplit
 
 from .background import Forged
 from .fanout_queue import FanoutQueue, signing_key, unseal_batch
-from .lifecycle import forget
 from .sending import fan_out, for_each
 
 if TYPE_CHECKING:
@@ -64,7 +62,7 @@ async def consume(owner: MangumWS, queue: FanoutQueue, event: Mapping[str, Any])
             logger.error("fan-out record %s not posted: %r", message_id, exc)
             retry.append(message_id)
             return
-        await for_each(report.gone, functools.partial(forget, owner.store), owner.max_concurrency)
+        await owner.forget_gone(report.gone)
         if report.failed:
             logger.warning(
                 "fan-out record %s: %d of %d ids failed (%r); the record will be retried",

@@ -10,6 +10,7 @@ from .connection import Connection
 from .dispatch import call
 from .errors import Reject
 from .registry import Hook, Registry
+from .sessions import DEFAULT_SESSION_TTL, park
 from .store import ConnectionRecord, ConnectionStore
 
 logger = logging.getLogger("mangum_ws")
@@ -67,7 +68,12 @@ async def _run_connect_hook(hook: Hook, conn: Connection) -> Refusal | None:
     return None
 
 
-async def farewell(registry: Registry, conn: Connection, store: ConnectionStore) -> None:
+async def farewell(
+    registry: Registry,
+    conn: Connection,
+    store: ConnectionStore,
+    session_ttl: float = DEFAULT_SESSION_TTL,
+) -> None:
     """Run the on_disconnect hook, then forget the connection and its subscriptions.
     Failures are logged: the connection is gone either way (and store items expire)."""
     hook = registry.on_disconnect
@@ -77,15 +83,22 @@ async def farewell(registry: Registry, conn: Connection, store: ConnectionStore)
             await call(hook.func, hook.is_async, who)
         except Exception:
             logger.exception("on_disconnect hook failed for connection %s", conn.connection_id)
-    await forget(store, conn.connection_id)
+    await forget(store, conn.connection_id, session_ttl)
 
 
-async def forget(store: ConnectionStore, connection_id: str) -> None:
-    """Remove a closed connection and its subscriptions from the store.
+async def forget(
+    store: ConnectionStore, connection_id: str, session_ttl: float = DEFAULT_SESSION_TTL
+) -> None:
+    """Remove a closed connection and its subscriptions from the store, parking them in its
+    session first (if it has one) for the client to take back when it reconnects.
 
     A failure is logged, never raised: the connection is gone either way, whatever called this
     (a disconnect, a send that found it gone) must still finish, and store items expire by TTL.
     """
+    try:
+        await park(store, connection_id, session_ttl)
+    except Exception:
+        logger.exception("could not park the session of connection %s", connection_id)
     try:
         await store.remove(connection_id)
     except Exception:

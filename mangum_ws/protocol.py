@@ -12,6 +12,7 @@ Server to client, always a JSON object with a ``type``::
      "error": {"code": "...", "message": "...", "details": ... | null}}
     {"type": "event", "event": "chat.message", "data": {...}}
     {"type": "chunk", "id": "c1", "action": "llm.complete", "seq": 0, "data": {...}}
+    {"type": "event", "event": "feed.item", "topic": "feed", "seq": 42, "data": {...}}
 
 The full reference is docs/protocol.md.
 """
@@ -28,6 +29,7 @@ from .limits import MAX_ECHO_CHARS, MAX_MESSAGE_BYTES, MAX_NAME_CHARS
 
 __all__ = [
     "CANCEL",
+    "HELLO",
     "KEEPALIVE",
     "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
@@ -41,6 +43,7 @@ __all__ = [
     "internal_error",
     "result_frame",
     "select_route",
+    "topic_event_frame",
     "wire_name",
 ]
 
@@ -50,6 +53,9 @@ PROTOCOL_VERSION: Final = 1
 KEEPALIVE: Final = "$keepalive"
 # {"action": "$cancel", "id": <a running stream's id>} stops that stream.
 CANCEL: Final = "$cancel"
+# {"action": "$hello", "id": ..., "data": {"session", "since", "schema"}}: the generated clients'
+# first message on every connection; it resumes a session (docs/protocol.md, "Sessions").
+HELLO: Final = "$hello"
 
 
 class ErrorCode(StrEnum):
@@ -115,6 +121,11 @@ def internal_error(request_id: str | None, action: str | None) -> str:
 
 def event_frame(event: str, data: Any) -> str:
     return encode({"type": "event", "event": event, "data": data})
+
+
+def topic_event_frame(event: str, topic: str, seq: int, data: Any) -> str:
+    """An event published to a topic: ``seq`` numbers the topic's events, 1, 2, 3, ..."""
+    return encode({"type": "event", "event": event, "topic": topic, "seq": seq, "data": data})
 
 
 def encode_payload(data: Any) -> bytes:

@@ -77,6 +77,8 @@ def test_rooms_and_nicknames_span_lambda_instances(
     assert frames(ALICE)[-1] == {
         "type": "event",
         "event": "chat.joined",
+        "topic": a.topic("lobby"),
+        "seq": 2,
         "data": {"room": "lobby", "nick": "bob", "members": ["alice", "bob"]},
     }
 
@@ -108,6 +110,8 @@ def test_rooms_and_nicknames_span_lambda_instances(
     assert frames(BOB)[-1] == {
         "type": "event",
         "event": "chat.left",
+        "topic": a.topic("lobby"),
+        "seq": 4,
         "data": {"room": "lobby", "nick": "alice", "members": ["bob"]},
     }
     store = b.ws.store

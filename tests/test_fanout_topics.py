@@ -84,7 +84,9 @@ def test_store_follows_connect_and_disconnect_and_publish_reports(
         handler, message_event({"action": "say", "id": "2", "data": {"text": "hi"}}, ids[3])
     )
     assert report == {"delivered": sorted([ids[0], ids[3]]), "gone": [ids[1]], "failed": [ids[2]]}
-    assert mgmt_api.received(ids[0]) == [{"type": "event", "event": "said", "data": {"text": "hi"}}]
+    assert mgmt_api.received(ids[0]) == [
+        {"type": "event", "event": "said", "topic": "lobby", "seq": 1, "data": {"text": "hi"}}
+    ]
     subscribers = run_on_mangums_loop(store.subscribers("lobby"))
     assert subscribers == {ids[0], ids[2], ids[3]}  # gone removed on the spot; failed kept
     assert run_on_mangums_loop(store.get(ids[1])) is None

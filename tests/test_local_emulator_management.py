@@ -150,6 +150,8 @@ def test_chat_demo_on_the_emulator(monkeypatch: pytest.MonkeyPatch, route_respon
             assert frames(alice, 1)[0] == {
                 "type": "event",
                 "event": "chat.joined",
+                "topic": demo.topic("lobby"),
+                "seq": 2,
                 "data": {"room": "lobby", "nick": "bob", "members": ["alice", "bob"]},
             }
 

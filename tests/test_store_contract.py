@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -18,6 +20,7 @@ from mangum_ws import (
     MangumWS,
     StoreError,
 )
+from mangum_ws.store import SessionRecord, TopicHistory
 from tests.support.dynamodb import fresh_store
 
 
@@ -221,3 +224,74 @@ def test_streams_meet_their_cancels_in_the_store(store: ConnectionStore) -> None
     assert not run(store.cancel_stream("c1", "s"))  # finished: not revived
     run(store.remove("c1"))  # the connection's end takes its streams along
     assert not run(store.cancel_stream("c1", "t"))
+
+
+def test_topics_number_their_events_and_keep_the_last_few(store: ConnectionStore) -> None:
+    def frame(seq: int) -> str:
+        return f'{{"seq": {seq}}}'
+
+    assert run(store.history("news", 0)) == TopicHistory(0, [])
+    frames = [run(store.append_event("news", frame, 3, 60)) for _ in range(5)]
+    assert frames == [frame(seq) for seq in range(1, 6)]
+    run(store.append_event("other", frame, 3, 60))  # topics count on their own
+    # Only the last 3 are kept; after 3, the ones past it, in order.
+    assert run(store.history("news", 0)) == TopicHistory(
+        5, [(3, frame(3)), (4, frame(4)), (5, frame(5))]
+    )
+    assert run(store.history("news", 3)) == TopicHistory(5, [(4, frame(4)), (5, frame(5))])
+    assert run(store.history("news", 5)) == TopicHistory(5, [])
+    assert run(store.history("other", 0)) == TopicHistory(1, [(1, frame(1))])
+
+
+def test_kept_events_expire(store: ConnectionStore) -> None:
+    run(store.append_event("news", str, 10, -1))  # kept until a second ago
+    assert run(store.history("news", 0)) == TopicHistory(1, [])
+
+
+def test_publishers_in_many_threads_never_share_a_seq() -> None:
+    # The memory store, as the local API Gateway's Lambda environments share it across threads.
+    # (DynamoDB's UpdateItem ADD is its documented atomic counter; moto's server does not make
+    # it atomic across its request threads, so it is not raced here.)
+    store = InMemoryStore()
+    with ThreadPoolExecutor(8) as pool:
+        frames = list(pool.map(lambda _: run(store.append_event("t", str, 1000, 60)), range(400)))
+    assert sorted(frames, key=int) == [str(seq) for seq in range(1, 401)]
+
+
+def test_subscriptions_remember_where_they_started(store: ConnectionStore) -> None:
+    run(store.add(ConnectionRecord("c=")))
+    run(store.subscribe("c=", "early"))
+    for _ in range(4):
+        run(store.append_event("late", str, 10, 60))
+    run(store.subscribe("c=", "late"))
+    run(store.subscribe("c=", "moved", after=7))
+    assert run(store.subscriptions("c=")) == {"early": 0, "late": 4, "moved": 7}
+    run(store.remove("c="))
+    assert run(store.subscriptions("c=")) == {}
+
+
+def test_sessions_are_kept_bound_and_expire(store: ConnectionStore) -> None:
+    later = time.time() + 60
+    record = SessionRecord("tok", "alice", "c1=", later, {"t": 3}, {"nick": "al"})
+    assert run(store.put_session(record))
+    assert run(store.get_session("tok")) == record
+    assert run(store.get_session("other")) is None
+    anonymous = SessionRecord("anon", None, None, later)
+    run(store.put_session(anonymous))
+    assert run(store.get_session("anon")) == anonymous
+    # Conditional on its connection: a $disconnect that comes after a resume parks nothing.
+    moved = dataclasses.replace(record, connection_id="c2=")
+    assert not run(store.put_session(moved, if_connection="c0="))
+    assert run(store.put_session(moved, if_connection="c1="))
+    assert run(store.get_session("tok")) == moved
+    run(store.put_session(dataclasses.replace(moved, expires_at=time.time() - 1)))
+    assert run(store.get_session("tok")) is None
+
+
+def test_a_connection_knows_its_session(store: ConnectionStore) -> None:
+    assert not run(store.bind_session("nobody=", "tok"))
+    run(store.add(ConnectionRecord("c=")))
+    assert run(store.bind_session("c=", "tok"))
+    got = run(store.get("c="))
+    assert got is not None
+    assert got.session == "tok"

@@ -14,6 +14,7 @@ export class ActionCallError extends Error {
     }
 }
 const OPEN = 1;
+const HELLO_RETRIES = 3;
 /**
  * API Gateway closes a connection on any frame over 32 KB, and browsers send each message as
  * one frame: a bigger call is refused here, with `payload_too_large`, instead of going out.
@@ -37,6 +38,23 @@ export class MangumWSClient {
     retry;
     options;
     WebSocketImpl;
+    sessions;
+    schemaHash;
+    onSchemaMismatch;
+    onSession;
+    gapTimeoutMs;
+    sessionInfo = null;
+    /** The id of the `$hello` waiting for its answer on this connection; calls queue meanwhile. */
+    greeting = null;
+    /** The `$hello` whose answer is still wanted: after its timeout too, for the session token. */
+    helloId = null;
+    greetingTimer;
+    /** `$hello`s the server failed (internal_error) on this connection: retried a few times. */
+    helloFailures = 0;
+    /** Per topic: the last seq handed to the app, and events that came ahead of a missing one. */
+    lastSeq = new Map();
+    held = new Map();
+    gapTimers = new Map();
     constructor(url, options = {}) {
         this.url = url;
         const ctor = options.WebSocket ?? globalThis.WebSocket;
@@ -54,7 +72,18 @@ export class MangumWSClient {
             maxQueue: options.maxQueue ?? 100,
             keepAliveMs: options.keepAliveMs ?? 5 * 60_000,
         };
+        this.sessions = options.sessions ?? true;
+        this.schemaHash = options.schemaHash ?? null;
+        this.onSchemaMismatch =
+            options.onSchemaMismatch ??
+                (() => console.warn("mangum-ws: this client was generated from another schema than the server's; regenerate it"));
+        this.onSession = options.onSession;
+        this.gapTimeoutMs = options.gapTimeoutMs ?? 5_000;
         this.open();
+    }
+    /** The session of the last `$hello` (null before the first answer, or with sessions off). */
+    get session() {
+        return this.sessionInfo;
     }
     /** The current state: connecting, open, reconnecting or closed. */
     get connectionState() {
@@ -98,6 +127,10 @@ export class MangumWSClient {
         this.closedByUser = true;
         clearTimeout(this.retry);
         clearInterval(this.keepAlive);
+        clearTimeout(this.greetingTimer);
+        for (const timer of this.gapTimers.values())
+            clearTimeout(timer);
+        this.gapTimers.clear();
         this.socket?.close(1000, "client closed");
         this.failAll("closed", "the client was closed");
         this.setState("closed");
@@ -122,7 +155,7 @@ export class MangumWSClient {
         else if (this.state === "closed") {
             entry.reject(new ActionCallError("closed", "the client is closed", null, action));
         }
-        else if (this.socket !== null && this.socket.readyState === OPEN) {
+        else if (this.socket !== null && this.socket.readyState === OPEN && this.greeting === null) {
             this.pending.set(id, entry);
             this.arm(id, entry);
             this.socket.send(entry.frame);
@@ -249,16 +282,17 @@ export class MangumWSClient {
         this.socket = socket;
         socket.onopen = () => {
             this.attempt = 0;
-            this.setState("open");
-            const queued = this.queue;
-            this.queue = [];
-            for (const frame of queued)
-                socket.send(frame);
             clearInterval(this.keepAlive);
             this.keepAlive = setInterval(() => {
                 if (socket.readyState === OPEN)
                     socket.send('{"action":"$keepalive"}');
             }, this.options.keepAliveMs);
+            if (this.sessions) {
+                this.greet(socket);
+            }
+            else {
+                this.ready(socket);
+            }
         };
         socket.onmessage = (event) => this.receive(event.data);
         socket.onerror = () => undefined; // a close always follows; that is where we act
@@ -267,6 +301,8 @@ export class MangumWSClient {
             if (this.socket !== socket)
                 return;
             this.socket = null;
+            this.greeting = this.helloId = null;
+            clearTimeout(this.greetingTimer);
             // Sent but unanswered calls cannot be known to have run: fail them, never resend them.
             for (const [id, entry] of this.pending) {
                 if (!this.queue.includes(entry.frame)) {
@@ -291,6 +327,133 @@ export class MangumWSClient {
             this.retry = setTimeout(() => this.open(), Math.random() * ceiling);
         };
     }
+    /** The connection is usable: send what waited for it. */
+    ready(socket) {
+        this.greeting = null;
+        clearTimeout(this.greetingTimer);
+        this.setState("open");
+        const queued = this.queue;
+        this.queue = [];
+        for (const frame of queued)
+            socket.send(frame);
+    }
+    /** `$hello` first on every connection: resume the session from the last seq of each topic. */
+    greet(socket, retry = false) {
+        if (!retry)
+            this.helloFailures = 0;
+        const id = `h${this.nextId++}`;
+        this.greeting = this.helloId = id;
+        const data = {
+            session: this.sessionInfo?.token ?? null,
+            since: Object.fromEntries(this.lastSeq),
+            schema: this.schemaHash,
+        };
+        socket.send(JSON.stringify({ action: "$hello", id, data }));
+        clearTimeout(this.greetingTimer);
+        // A slow or silent server must not hold the calls forever: they go out, and a late answer
+        // still brings the session.
+        this.greetingTimer = setTimeout(() => {
+            if (this.socket === socket && this.greeting === id)
+                this.ready(socket);
+        }, this.options.timeoutMs);
+    }
+    greeted(socket, frame) {
+        if (frame.type === "result") {
+            const answer = (frame.data ?? {});
+            const info = {
+                token: answer.session ?? "",
+                resumed: answer.resumed ?? false,
+                replayed: answer.replayed ?? 0,
+                lost: answer.lost ?? [],
+                schemaOk: answer.schema_ok ?? null,
+            };
+            const warned = this.sessionInfo?.schemaOk === false;
+            this.sessionInfo = info;
+            if (!info.resumed) {
+                // A new session: the server numbers nothing for us yet, whatever we saw before.
+                for (const topic of [...this.lastSeq.keys()])
+                    this.forgetTopic(topic);
+            }
+            for (const topic of info.lost)
+                this.forgetTopic(topic);
+            if (info.schemaOk === false && !warned)
+                this.onSchemaMismatch(info);
+            this.onSession?.(info);
+        }
+        else {
+            const error = (frame.error ?? {});
+            if (error.code === "unauthorized" && this.sessionInfo !== null) {
+                // The token belongs to another principal (a new login): start a new session.
+                this.sessionInfo = null;
+                this.greet(socket);
+                return;
+            }
+            if (error.code === "internal_error" && this.helloFailures < HELLO_RETRIES) {
+                // The store failed half-way (throttled, say): moving a session again is harmless.
+                const ceiling = this.options.baseDelayMs * 2 ** this.helloFailures++;
+                this.greeting = `retry${this.nextId}`;
+                this.greetingTimer = setTimeout(() => {
+                    if (this.socket === socket)
+                        this.greet(socket, true);
+                }, Math.random() * ceiling);
+                return;
+            }
+            // An older server (unknown_action) or a refused hello: go on without a session.
+        }
+        if (this.greeting !== null)
+            this.ready(socket);
+    }
+    /** Hand a topic event to the app once, in seq order: duplicates (replays) are dropped, an
+     * event ahead of a missing seq waits for it up to gapTimeoutMs. */
+    topicEvent(topic, seq, event) {
+        const last = this.lastSeq.get(topic);
+        if (last !== undefined && seq <= last)
+            return;
+        if (last !== undefined && seq > last + 1) {
+            let waiting = this.held.get(topic);
+            if (!waiting)
+                this.held.set(topic, (waiting = new Map()));
+            waiting.set(seq, event);
+            if (!this.gapTimers.has(topic)) {
+                this.gapTimers.set(topic, setTimeout(() => this.skipGap(topic), this.gapTimeoutMs));
+            }
+            return;
+        }
+        this.lastSeq.set(topic, seq);
+        this.emit(event);
+        const waiting = this.held.get(topic);
+        for (let next = seq + 1; waiting?.has(next); next++) {
+            const held = waiting.get(next);
+            waiting.delete(next);
+            this.lastSeq.set(topic, next);
+            this.emit(held);
+        }
+        if (waiting && waiting.size === 0) {
+            this.held.delete(topic);
+            clearTimeout(this.gapTimers.get(topic));
+            this.gapTimers.delete(topic);
+        }
+    }
+    /** The missing events never came: hand over what waited, in order. */
+    skipGap(topic) {
+        this.gapTimers.delete(topic);
+        const waiting = this.held.get(topic);
+        this.held.delete(topic);
+        for (const seq of [...(waiting?.keys() ?? [])].sort((a, b) => a - b)) {
+            this.lastSeq.set(topic, seq);
+            this.emit(waiting?.get(seq));
+        }
+    }
+    forgetTopic(topic) {
+        clearTimeout(this.gapTimers.get(topic));
+        this.skipGap(topic);
+        this.lastSeq.delete(topic);
+    }
+    emit(event) {
+        for (const handler of this.listeners.get(event.event) ?? []) {
+            handler(event.data);
+        }
+    }
     receive(raw) {
         let frame;
         try {
@@ -300,13 +463,22 @@ export class MangumWSClient {
             return;
         }
         if (frame.type === "event" && typeof frame.event === "string") {
-            for (const handler of this.listeners.get(frame.event) ?? []) {
-                handler(frame.data);
+            const event = { event: frame.event, data: frame.data };
+            if (typeof frame.topic === "string" && typeof frame.seq === "number") {
+                this.topicEvent(frame.topic, frame.seq, event);
+            }
+            else {
+                this.emit(event);
             }
             return;
         }
         if (typeof frame.id !== "string")
             return;
+        if (frame.id === this.helloId && this.socket !== null) {
+            this.helloId = null;
+            this.greeted(this.socket, frame);
+            return;
+        }
         const entry = this.pending.get(frame.id);
         if (!entry)
             return;
@@ -343,6 +515,8 @@ export class MangumWSClient {
             handler(state);
     }
 }
+/** The registry's schema hash: `$hello` sends it; the server says if it differs. */
+export const SCHEMA_HASH = "2113a6a116f608bc5f90364df5418cb5";
 const CALLS = {
     chatJoin: ["chat.join", true],
     chatKick: ["chat.kick", true],
@@ -366,7 +540,7 @@ export class Client extends MangumWSClient {
     call;
     stream;
     constructor(url, options = {}) {
-        super(url, options);
+        super(url, { schemaHash: SCHEMA_HASH, ...options });
         this.call = bind(CALLS, (action, input, options) => this.request(action, input, options));
         this.stream = bind(STREAMS, (action, input, options) => this.requestStream(action, input, options));
     }

@@ -89,9 +89,12 @@ export interface ErrorFrame {
   };
 }
 
+/** A server push; one published to a topic carries the topic and its seq (1, 2, 3... per topic), which a resuming session replays from. */
 export interface EventFrame {
   type: "event";
   event: string;
+  topic?: string;
+  seq?: number;
   data: unknown;
 }
 
@@ -155,6 +158,40 @@ export interface ClientOptions {
   maxQueue?: number;
   /** Keep-alive frame interval in ms, under API Gateway's 10-minute idle limit (default 5 min). */
   keepAliveMs?: number;
+  /**
+   * Resume the session on every (re)connect with `$hello` (default true): the server moves the
+   * topic subscriptions and state to the new connection and replays the missed topic events.
+   */
+  sessions?: boolean;
+  /** The registry's schema hash (the generated client passes it); `$hello` compares it. */
+  schemaHash?: string | null;
+  /** Called when the server's schema differs from this client's (default: a console warning). */
+  onSchemaMismatch?: (info: SessionInfo) => void;
+  /** Called after every `$hello`: `lost` names the topics whose missed events are gone. */
+  onSession?: (info: SessionInfo) => void;
+  /** How long an event that arrived ahead of a missing seq waits for it, in ms (default 5 000). */
+  gapTimeoutMs?: number;
+}
+
+/** The answer to the last `$hello`. */
+export interface SessionInfo {
+  /** The session token: kept by the client and sent again after every reconnect. */
+  token: string;
+  /** True when the server took back an earlier session (its subscriptions and state). */
+  resumed: boolean;
+  /** How many missed topic events the server sent again. */
+  replayed: number;
+  /** Topics whose missed events are past what the server keeps: refetch their state. */
+  lost: string[];
+  /** false: this client was generated from another schema than the server's; null: unknown. */
+  schemaOk: boolean | null;
+}
+
+type SessionOption = "sessions" | "schemaHash" | "onSchemaMismatch" | "onSession" | "gapTimeoutMs";
+
+interface TopicEvent {
+  event: string;
+  data: unknown;
 }
 
 export interface CallOptions {
@@ -197,6 +234,7 @@ interface Pending {
 }
 
 const OPEN = 1;
+const HELLO_RETRIES = 3;
 
 /**
  * API Gateway closes a connection on any frame over 32 KB, and browsers send each message as
@@ -224,9 +262,26 @@ export class MangumWSClient<
   private closedByUser = false;
   private keepAlive: ReturnType<typeof setInterval> | undefined;
   private retry: ReturnType<typeof setTimeout> | undefined;
-  private readonly options: Required<Omit<ClientOptions, "WebSocket" | "maxAttempts">> &
+  private readonly options: Required<Omit<ClientOptions, "WebSocket" | "maxAttempts" | SessionOption>> &
     Pick<ClientOptions, "maxAttempts">;
   private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly sessions: boolean;
+  private readonly schemaHash: string | null;
+  private readonly onSchemaMismatch: (info: SessionInfo) => void;
+  private readonly onSession: ((info: SessionInfo) => void) | undefined;
+  private readonly gapTimeoutMs: number;
+  private sessionInfo: SessionInfo | null = null;
+  /** The id of the `$hello` waiting for its answer on this connection; calls queue meanwhile. */
+  private greeting: string | null = null;
+  /** The `$hello` whose answer is still wanted: after its timeout too, for the session token. */
+  private helloId: string | null = null;
+  private greetingTimer: ReturnType<typeof setTimeout> | undefined;
+  /** `$hello`s the server failed (internal_error) on this connection: retried a few times. */
+  private helloFailures = 0;
+  /** Per topic: the last seq handed to the app, and events that came ahead of a missing one. */
+  private readonly lastSeq = new Map<string, number>();
+  private readonly held = new Map<string, Map<number, TopicEvent>>();
+  private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(private readonly url: string, options: ClientOptions = {}) {
     const ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -243,7 +298,22 @@ export class MangumWSClient<
       maxQueue: options.maxQueue ?? 100,
       keepAliveMs: options.keepAliveMs ?? 5 * 60_000,
     };
+    this.sessions = options.sessions ?? true;
+    this.schemaHash = options.schemaHash ?? null;
+    this.onSchemaMismatch =
+      options.onSchemaMismatch ??
+      (() =>
+        console.warn(
+          "mangum-ws: this client was generated from another schema than the server's; regenerate it",
+        ));
+    this.onSession = options.onSession;
+    this.gapTimeoutMs = options.gapTimeoutMs ?? 5_000;
     this.open();
+  }
+
+  /** The session of the last `$hello` (null before the first answer, or with sessions off). */
+  get session(): SessionInfo | null {
+    return this.sessionInfo;
   }
 
   /** The current state: connecting, open, reconnecting or closed. */
@@ -300,6 +370,9 @@ export class MangumWSClient<
     this.closedByUser = true;
     clearTimeout(this.retry);
     clearInterval(this.keepAlive);
+    clearTimeout(this.greetingTimer);
+    for (const timer of this.gapTimers.values()) clearTimeout(timer);
+    this.gapTimers.clear();
     this.socket?.close(1000, "client closed");
     this.failAll("closed", "the client was closed");
     this.setState("closed");
@@ -334,7 +407,7 @@ export class MangumWSClient<
       );
     } else if (this.state === "closed") {
       entry.reject(new ActionCallError("closed", "the client is closed", null, action));
-    } else if (this.socket !== null && this.socket.readyState === OPEN) {
+    } else if (this.socket !== null && this.socket.readyState === OPEN && this.greeting === null) {
       this.pending.set(id, entry);
       this.arm(id, entry);
       this.socket.send(entry.frame);
@@ -457,14 +530,15 @@ export class MangumWSClient<
     this.socket = socket;
     socket.onopen = () => {
       this.attempt = 0;
-      this.setState("open");
-      const queued = this.queue;
-      this.queue = [];
-      for (const frame of queued) socket.send(frame);
       clearInterval(this.keepAlive);
       this.keepAlive = setInterval(() => {
         if (socket.readyState === OPEN) socket.send('{"action":"$keepalive"}');
       }, this.options.keepAliveMs);
+      if (this.sessions) {
+        this.greet(socket);
+      } else {
+        this.ready(socket);
+      }
     };
     socket.onmessage = (event) => this.receive(event.data);
     socket.onerror = () => undefined; // a close always follows; that is where we act
@@ -472,6 +546,8 @@ export class MangumWSClient<
       clearInterval(this.keepAlive);
       if (this.socket !== socket) return;
       this.socket = null;
+      this.greeting = this.helloId = null;
+      clearTimeout(this.greetingTimer);
       // Sent but unanswered calls cannot be known to have run: fail them, never resend them.
       for (const [id, entry] of this.pending) {
         if (!this.queue.includes(entry.frame)) {
@@ -497,20 +573,165 @@ export class MangumWSClient<
     };
   }
 
+  /** The connection is usable: send what waited for it. */
+  private ready(socket: WebSocketLike): void {
+    this.greeting = null;
+    clearTimeout(this.greetingTimer);
+    this.setState("open");
+    const queued = this.queue;
+    this.queue = [];
+    for (const frame of queued) socket.send(frame);
+  }
+
+  /** `$hello` first on every connection: resume the session from the last seq of each topic. */
+  private greet(socket: WebSocketLike, retry = false): void {
+    if (!retry) this.helloFailures = 0;
+    const id = `h${this.nextId++}`;
+    this.greeting = this.helloId = id;
+    const data = {
+      session: this.sessionInfo?.token ?? null,
+      since: Object.fromEntries(this.lastSeq),
+      schema: this.schemaHash,
+    };
+    socket.send(JSON.stringify({ action: "$hello", id, data }));
+    clearTimeout(this.greetingTimer);
+    // A slow or silent server must not hold the calls forever: they go out, and a late answer
+    // still brings the session.
+    this.greetingTimer = setTimeout(() => {
+      if (this.socket === socket && this.greeting === id) this.ready(socket);
+    }, this.options.timeoutMs);
+  }
+
+  private greeted(socket: WebSocketLike, frame: { type?: string; data?: unknown; error?: unknown }): void {
+    if (frame.type === "result") {
+      const answer = (frame.data ?? {}) as {
+        session?: string;
+        resumed?: boolean;
+        replayed?: number;
+        lost?: string[];
+        schema_ok?: boolean | null;
+      };
+      const info: SessionInfo = {
+        token: answer.session ?? "",
+        resumed: answer.resumed ?? false,
+        replayed: answer.replayed ?? 0,
+        lost: answer.lost ?? [],
+        schemaOk: answer.schema_ok ?? null,
+      };
+      const warned = this.sessionInfo?.schemaOk === false;
+      this.sessionInfo = info;
+      if (!info.resumed) {
+        // A new session: the server numbers nothing for us yet, whatever we saw before.
+        for (const topic of [...this.lastSeq.keys()]) this.forgetTopic(topic);
+      }
+      for (const topic of info.lost) this.forgetTopic(topic);
+      if (info.schemaOk === false && !warned) this.onSchemaMismatch(info);
+      this.onSession?.(info);
+    } else {
+      const error = (frame.error ?? {}) as { code?: string };
+      if (error.code === "unauthorized" && this.sessionInfo !== null) {
+        // The token belongs to another principal (a new login): start a new session.
+        this.sessionInfo = null;
+        this.greet(socket);
+        return;
+      }
+      if (error.code === "internal_error" && this.helloFailures < HELLO_RETRIES) {
+        // The store failed half-way (throttled, say): moving a session again is harmless.
+        const ceiling = this.options.baseDelayMs * 2 ** this.helloFailures++;
+        this.greeting = `retry${this.nextId}`;
+        this.greetingTimer = setTimeout(() => {
+          if (this.socket === socket) this.greet(socket, true);
+        }, Math.random() * ceiling);
+        return;
+      }
+      // An older server (unknown_action) or a refused hello: go on without a session.
+    }
+    if (this.greeting !== null) this.ready(socket);
+  }
+
+  /** Hand a topic event to the app once, in seq order: duplicates (replays) are dropped, an
+   * event ahead of a missing seq waits for it up to gapTimeoutMs. */
+  private topicEvent(topic: string, seq: number, event: TopicEvent): void {
+    const last = this.lastSeq.get(topic);
+    if (last !== undefined && seq <= last) return;
+    if (last !== undefined && seq > last + 1) {
+      let waiting = this.held.get(topic);
+      if (!waiting) this.held.set(topic, (waiting = new Map()));
+      waiting.set(seq, event);
+      if (!this.gapTimers.has(topic)) {
+        this.gapTimers.set(topic, setTimeout(() => this.skipGap(topic), this.gapTimeoutMs));
+      }
+      return;
+    }
+    this.lastSeq.set(topic, seq);
+    this.emit(event);
+    const waiting = this.held.get(topic);
+    for (let next = seq + 1; waiting?.has(next); next++) {
+      const held = waiting.get(next) as TopicEvent;
+      waiting.delete(next);
+      this.lastSeq.set(topic, next);
+      this.emit(held);
+    }
+    if (waiting && waiting.size === 0) {
+      this.held.delete(topic);
+      clearTimeout(this.gapTimers.get(topic));
+      this.gapTimers.delete(topic);
+    }
+  }
+
+  /** The missing events never came: hand over what waited, in order. */
+  private skipGap(topic: string): void {
+    this.gapTimers.delete(topic);
+    const waiting = this.held.get(topic);
+    this.held.delete(topic);
+    for (const seq of [...(waiting?.keys() ?? [])].sort((a, b) => a - b)) {
+      this.lastSeq.set(topic, seq);
+      this.emit(waiting?.get(seq) as TopicEvent);
+    }
+  }
+
+  private forgetTopic(topic: string): void {
+    clearTimeout(this.gapTimers.get(topic));
+    this.skipGap(topic);
+    this.lastSeq.delete(topic);
+  }
+
+  private emit(event: TopicEvent): void {
+    for (const handler of this.listeners.get(event.event) ?? []) {
+      (handler as (data: unknown) => void)(event.data);
+    }
+  }
+
   private receive(raw: unknown): void {
-    let frame: { type?: string; id?: string | null; event?: string; seq?: unknown; data?: unknown; error?: unknown };
+    let frame: {
+      type?: string;
+      id?: string | null;
+      event?: string;
+      topic?: unknown;
+      seq?: unknown;
+      data?: unknown;
+      error?: unknown;
+    };
     try {
       frame = JSON.parse(String(raw));
     } catch {
       return;
     }
     if (frame.type === "event" && typeof frame.event === "string") {
-      for (const handler of this.listeners.get(frame.event) ?? []) {
-        (handler as (data: unknown) => void)(frame.data);
+      const event = { event: frame.event, data: frame.data };
+      if (typeof frame.topic === "string" && typeof frame.seq === "number") {
+        this.topicEvent(frame.topic, frame.seq, event);
+      } else {
+        this.emit(event);
       }
       return;
     }
     if (typeof frame.id !== "string") return;
+    if (frame.id === this.helloId && this.socket !== null) {
+      this.helloId = null;
+      this.greeted(this.socket, frame);
+      return;
+    }
     const entry = this.pending.get(frame.id);
     if (!entry) return;
     if (frame.type === "chunk") {
@@ -564,6 +785,9 @@ export interface StreamCalls {
   assistantReply(input: AskIn, options?: StreamOptions): AsyncIterable<Token>;
 }
 
+/** The registry's schema hash: `$hello` sends it; the server says if it differs. */
+export const SCHEMA_HASH = "2113a6a116f608bc5f90364df5418cb5";
+
 const CALLS: Record<string, [keyof Actions & string, boolean]> = {
   chatJoin: ["chat.join", true],
   chatKick: ["chat.kick", true],
@@ -594,7 +818,7 @@ export class Client extends MangumWSClient<Actions, Events, Streams> {
   readonly stream: StreamCalls;
 
   constructor(url: string, options: ClientOptions = {}) {
-    super(url, options);
+    super(url, { schemaHash: SCHEMA_HASH, ...options });
     this.call = bind<Calls>(CALLS, (action, input, options) =>
       this.request(action as keyof Actions, input as never, options),
     );

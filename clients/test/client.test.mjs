@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import WebSocket, { WebSocketServer } from "ws";
 
-const { connect, ActionCallError } = await import(process.env.CLIENT_JS);
+const { connect, ActionCallError, SCHEMA_HASH } = await import(process.env.CLIENT_JS);
 const url = process.env.WS_URL;
 
 function open(options = {}) {
@@ -376,7 +376,8 @@ test("a chunk out of sequence ends the stream with protocol_error and cancels it
       }
     }),
   );
-  const client = connect(`ws://127.0.0.1:${server.address().port}/`, { WebSocket });
+  // No sessions: this server knows no $hello.
+  const client = connect(`ws://127.0.0.1:${server.address().port}/`, { WebSocket, sessions: false });
   try {
     const seen = [];
     await assert.rejects(async () => {
@@ -385,6 +386,174 @@ test("a chunk out of sequence ends the stream with protocol_error and cancels it
     assert.deepEqual(seen, [0]);
     while (received.length < 2) await sleep(10);
     assert.deepEqual(received[1], { action: "$cancel", id: received[0].id });
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+/** A server of the test's own that answers $hello as `answer(request)` says, and records it. */
+async function helloServer(answer, onOpen = () => undefined) {
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise((resolve) => server.once("listening", resolve));
+  const hellos = [];
+  server.on("connection", (socket) => {
+    socket.on("message", (raw) => {
+      const request = JSON.parse(String(raw));
+      if (request.action !== "$hello") return;
+      hellos.push(request.data);
+      socket.send(JSON.stringify({ id: request.id, action: "$hello", ...answer(request, hellos.length) }));
+      onOpen(socket, hellos.length);
+    });
+  });
+  return { server, hellos, url: `ws://127.0.0.1:${server.address().port}/` };
+}
+
+const tick = (topic, seq, value) => JSON.stringify({ type: "event", event: "tick", topic, seq, data: { n: value } });
+
+test("the session: $hello first, then client.session; the schema hash goes with it", async () => {
+  const client = open();
+  try {
+    await waitForState(client, "open");
+    assert.equal(client.session.resumed, false);
+    assert.equal(client.session.schemaOk, true); // the real server, generated from the same registry
+    assert.ok(client.session.token.length >= 22);
+  } finally {
+    client.close();
+  }
+});
+
+test("topic events reach the app once each and in seq order; replays are dropped", async () => {
+  const { server, url } = await helloServer(
+    () => ({ type: "result", data: { session: "s1", resumed: false, replayed: 0, lost: [], schema_ok: null } }),
+    (socket) => {
+      for (const [seq, n] of [[1, 1], [3, 3], [2, 2], [2, 2], [1, 1], [4, 4]]) socket.send(tick("a", seq, n));
+      socket.send(JSON.stringify({ type: "event", event: "tick", data: { n: 99 } })); // no topic: as is
+    },
+  );
+  const client = connect(url, { WebSocket });
+  const seen = [];
+  client.on("tick", (data) => seen.push(data.n));
+  try {
+    while (seen.length < 5) await sleep(10);
+    await sleep(50);
+    assert.deepEqual(seen, [1, 2, 3, 4, 99]);
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+test("a gap that never fills is skipped after gapTimeoutMs", async () => {
+  const { server, url } = await helloServer(
+    () => ({ type: "result", data: { session: "s1", resumed: false, replayed: 0, lost: [], schema_ok: null } }),
+    (socket) => {
+      for (const seq of [1, 3, 4]) socket.send(tick("a", seq, seq));
+    },
+  );
+  const client = connect(url, { WebSocket, gapTimeoutMs: 100 });
+  const seen = [];
+  client.on("tick", (data) => seen.push(data.n));
+  try {
+    while (seen.length < 3) await sleep(10);
+    assert.deepEqual(seen, [1, 3, 4]);
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+test("after a drop the client resends $hello with its token and last seqs, then its queued calls", async () => {
+  const { server, hellos, url } = await helloServer(
+    (request, count) => ({
+      type: "result",
+      data: { session: "tok", resumed: count > 1, replayed: 0, lost: count > 1 ? ["b"] : [], schema_ok: false },
+    }),
+    (socket, count) => {
+      if (count === 1) {
+        socket.send(tick("a", 7, 7));
+        socket.send(tick("b", 2, 2));
+        setTimeout(() => socket.terminate(), 50);
+      }
+    },
+  );
+  const mismatches = [];
+  const sessions = [];
+  const client = connect(url, {
+    WebSocket,
+    baseDelayMs: 10,
+    maxDelayMs: 20,
+    onSchemaMismatch: (info) => mismatches.push(info),
+    onSession: (info) => sessions.push(info),
+  });
+  try {
+    while (sessions.length < 2) await sleep(10);
+    assert.deepEqual(hellos[0], { session: null, since: {}, schema: SCHEMA_HASH });
+    assert.equal(hellos[1].session, "tok");
+    assert.deepEqual(hellos[1].since, { a: 7, b: 2 });
+    assert.deepEqual(sessions.map((s) => s.resumed), [false, true]);
+    assert.equal(mismatches.length, 1); // once, not on every reconnect
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+test("an older server answers $hello with unknown_action: the client goes on without a session", async () => {
+  const { server, hellos, url } = await helloServer((request, count) =>
+    count === 1
+      ? { type: "error", error: { code: "unknown_action", message: "unknown action '$hello'", details: null } }
+      : { type: "result", data: { session: "new", resumed: false, replayed: 0, lost: [], schema_ok: null } },
+  );
+  const client = connect(url, { WebSocket });
+  try {
+    await waitForState(client, "open");
+    assert.equal(client.session, null); // no session: the calls go out anyway
+  } finally {
+    client.close();
+    server.close();
+  }
+  assert.equal(hellos.length, 1);
+});
+
+test("a token refused as another principal's is dropped for a new session", async () => {
+  const result = (session) => ({
+    type: "result",
+    data: { session, resumed: false, replayed: 0, lost: [], schema_ok: null },
+  });
+  const { server, hellos, url } = await helloServer(
+    (request, count) =>
+      count === 2
+        ? { type: "error", error: { code: "unauthorized", message: "another principal", details: null } }
+        : result(count === 1 ? "tok" : "new"),
+    (socket, count) => {
+      if (count === 1) setTimeout(() => socket.terminate(), 20);
+    },
+  );
+  const client = connect(url, { WebSocket, baseDelayMs: 10, maxDelayMs: 20 });
+  try {
+    while (hellos.length < 3 || client.session?.token !== "new") await sleep(10);
+    assert.deepEqual(
+      hellos.map((hello) => hello.session),
+      [null, "tok", null],
+    );
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+test("a $hello the server failed (internal_error) is sent again", async () => {
+  const { server, hellos, url } = await helloServer((request, count) =>
+    count === 1
+      ? { type: "error", error: { code: "internal_error", message: "internal error", details: null } }
+      : { type: "result", data: { session: "tok", resumed: false, replayed: 0, lost: [], schema_ok: null } },
+  );
+  const client = connect(url, { WebSocket, baseDelayMs: 10 });
+  try {
+    await waitForState(client, "open");
+    assert.equal(hellos.length, 2);
+    assert.equal(client.session.token, "tok");
   } finally {
     client.close();
     server.close();

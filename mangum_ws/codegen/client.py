@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .schema import has_input
+from .schema import has_input, schema_hash
 from .typescript import Emitter, UnsupportedSchema, _comment, camel
 
 RUNTIME_NAMES = frozenset(
@@ -34,6 +34,11 @@ RUNTIME_NAMES = frozenset(
         "OPEN",
         "MAX_FRAME_BYTES",
         "frameBytes",
+        "HELLO_RETRIES",
+        "SessionInfo",
+        "TopicEvent",
+        "SessionOption",
+        "SCHEMA_HASH",
     }
 )
 
@@ -115,6 +120,9 @@ def build_client(schema: dict[str, Any], title: str) -> str:
             *stream_calls,
             "}",
             "",
+            "/** The registry's schema hash: `$hello` sends it; the server says if it differs. */",
+            f"export const SCHEMA_HASH = {json.dumps(schema_hash(schema))};",
+            "",
             "const CALLS: Record<string, [keyof Actions & string, boolean]> = {",
             *table,
             "};",
@@ -142,7 +150,7 @@ def build_client(schema: dict[str, Any], title: str) -> str:
             "  readonly stream: StreamCalls;",
             "",
             "  constructor(url: string, options: ClientOptions = {}) {",
-            "    super(url, options);",
+            "    super(url, { schemaHash: SCHEMA_HASH, ...options });",
             "    this.call = bind<Calls>(CALLS, (action, input, options) =>",
             "      this.request(action as keyof Actions, input as never, options),",
             "    );",

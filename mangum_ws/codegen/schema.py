@@ -7,6 +7,9 @@ validators compile: the actions and events are themselves schemas under ``$defs`
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
@@ -110,10 +113,14 @@ ENVELOPES: dict[str, Any] = {
     },
     "EventFrame": {
         "type": "object",
+        "description": "A server push; one published to a topic carries the topic and its seq "
+        "(1, 2, 3... per topic), which a resuming session replays from.",
         "required": ["type", "event", "data"],
         "properties": {
             "type": {"const": "event"},
             "event": {"type": "string"},
+            "topic": {"type": "string"},
+            "seq": {"type": "integer", "minimum": 1},
             "data": {},
         },
     },
@@ -215,3 +222,11 @@ def schema_document(catalogue: dict[str, Any]) -> dict[str, Any]:
             },
         },
     }
+
+
+def schema_hash(schema: Mapping[str, Any]) -> str:
+    """What identifies a registry's wire contract: a SHA-256 of its schema, leaving out the
+    title (the same registry generated under another name is the same contract)."""
+    contract = {key: value for key, value in schema.items() if key not in {"$id", "title"}}
+    canonical = json.dumps(contract, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

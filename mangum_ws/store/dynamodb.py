@@ -4,14 +4,20 @@ Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute ``ttl``. Ite
 
     pk = "conn#<id>",    sk = "conn"            the connection: connected_at, source_ip,
                                                 query, authorizer and state (JSON), ttl
-    pk = "conn#<id>",    sk = "topic#<topic>"   a subscription, seen from the connection
+    pk = "conn#<id>",    sk = "topic#<topic>"   a subscription, seen from the connection:
+                                                after (N), the seq it started after
     pk = "topic#<topic>", sk = "conn#<id>"      the same subscription, seen from the topic
     pk = "conn#<id>",    sk = "stream#<id>"     a running stream: cancelled (BOOL) once asked
+    pk = "log#<topic>",  sk = "head"            the topic's last seq (N), an atomic counter
+    pk = "log#<topic>",  sk = "evt#<seq, 20 digits>"  a kept event frame (S), for replays
+    pk = "session#<token>", sk = "session"      a session: principal, connection_id, and
+                                                what is parked there (topics, state: JSON)
 
 Every item expires ``ttl_seconds`` (default 3 h, at least 2 h: API Gateway's maximum connection
 age) after it was written, because ``$disconnect`` is best-effort and may never come. DynamoDB
 deletes expired items lazily (often days later) and reads still return them until then, so
-reads here skip items whose ``ttl`` has passed, as AWS advises.
+reads here skip items whose ``ttl`` has passed, as AWS advises. Sessions and kept events
+carry the TTL their caller gives (``MangumWS(session_ttl=...)``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import anyio.to_thread
 
 from ..backoff import full_jitter
 from ..errors import StoreError
-from .base import ConnectionRecord
+from .base import ConnectionRecord, FrameBuilder, SessionRecord, TopicHistory
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 MIN_TTL_SECONDS = 2 * 60 * 60
 BATCH_ATTEMPTS = 8  # BatchWriteItem calls per batch before unprocessed deletes are an error
+SEQ_DIGITS = 20  # event sort keys sort as numbers
 
 
 def _live(item: Mapping[str, Any]) -> bool:
@@ -111,44 +118,57 @@ class DynamoDBStore:
             query=json.loads(item["query"]["S"]),
             authorizer=json.loads(item["authorizer"]["S"]),
             state=json.loads(item["state"]["S"]) if "state" in item else {},
+            session=item["session"]["S"] if "session" in item else None,
         )
 
     async def set_state(self, connection_id: str, state: Mapping[str, Any]) -> bool:
         encoded = json.dumps(dict(state))  # before the thread: a bad state fails in the caller
+        return await self._run(lambda: self._update_connection(connection_id, "state", encoded))
 
-        def update() -> bool:
-            try:
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}},
-                    UpdateExpression="SET #state = :state",
-                    # never create a bare item, nor revive one past its TTL
-                    ConditionExpression="attribute_exists(pk) AND #ttl > :now",
-                    ExpressionAttributeNames={"#state": "state", "#ttl": "ttl"},
-                    ExpressionAttributeValues={
-                        ":state": {"S": encoded},
-                        ":now": {"N": str(int(time.time()))},
-                    },
-                )
-            except self.client.exceptions.ConditionalCheckFailedException:
-                return False
-            return True
+    async def bind_session(self, connection_id: str, token: str) -> bool:
+        return await self._run(lambda: self._update_connection(connection_id, "session", token))
 
-        return await self._run(update)
+    def _update_connection(self, connection_id: str, attribute: str, value: str) -> bool:
+        """Set one string attribute of a connection; False when it is unknown or expired."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": "conn"}},
+                UpdateExpression="SET #attribute = :value",
+                # never create a bare item, nor revive one past its TTL
+                ConditionExpression="attribute_exists(pk) AND #ttl > :now",
+                ExpressionAttributeNames={"#attribute": attribute, "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":value": {"S": value},
+                    ":now": {"N": str(int(time.time()))},
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
-    def _query(self, pk: str) -> Iterator[dict[str, Any]]:
+    def _query(self, pk: str, sort_keys: tuple[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """The partition's items, or those whose sort key is between ``sort_keys``."""
+        condition = "pk = :pk"
+        values = {":pk": {"S": pk}}
+        if sort_keys is not None:
+            condition += " AND sk BETWEEN :low AND :high"
+            values.update({":low": {"S": sort_keys[0]}, ":high": {"S": sort_keys[1]}})
         paginator = self.client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": pk}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
             ConsistentRead=True,
         ):
             yield from page.get("Items", [])
 
     def _delete_all(self, keys: list[dict[str, Any]]) -> None:
-        for start in range(0, len(keys), 25):  # BatchWriteItem takes 25 at most
-            requests: Any = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+        self._write_all([{"DeleteRequest": {"Key": key}} for key in keys], "delete")
+
+    def _write_all(self, all_requests: list[dict[str, Any]], what: str = "write") -> None:
+        for start in range(0, len(all_requests), 25):  # BatchWriteItem takes 25 at most
+            requests: Any = all_requests[start : start + 25]
             for attempt in range(BATCH_ATTEMPTS):
                 if attempt:  # what DynamoDB left unprocessed, after a full-jitter backoff
                     time.sleep(full_jitter(attempt - 1, base=0.05, cap=2.0))
@@ -158,7 +178,7 @@ class DynamoDBStore:
                     break
             else:
                 raise StoreError(
-                    f"DynamoDB left {len(requests)} delete(s) in {self.table_name!r} unprocessed "
+                    f"DynamoDB left {len(requests)} {what}(s) in {self.table_name!r} unprocessed "
                     f"after {BATCH_ATTEMPTS} attempts (throttled); they expire by TTL"
                 )
 
@@ -180,13 +200,23 @@ class DynamoDBStore:
             {"pk": {"S": f"topic#{topic}"}, "sk": {"S": f"conn#{connection_id}"}},
         ]
 
-    async def subscribe(self, connection_id: str, topic: str) -> None:
+    async def subscribe(self, connection_id: str, topic: str, after: int | None = None) -> None:
         expiry = self._expiry()
-        items: Any = [
-            {"Put": {"TableName": self.table_name, "Item": {**key, "ttl": expiry}}}
-            for key in self._pair(connection_id, topic)
-        ]
-        await self._run(lambda: self.client.transact_write_items(TransactItems=items))
+
+        def write() -> None:
+            start = self._head(topic) if after is None else after
+            mine, theirs = self._pair(connection_id, topic)
+            # One batch, as unsubscribe deletes the pair: a half written by a call that failed
+            # expires by TTL, and a subscribe again writes both (a transaction would cost twice
+            # the write units, on every subscribe and every session resume).
+            self._write_all(
+                [
+                    {"PutRequest": {"Item": {**mine, "ttl": expiry, "after": {"N": str(start)}}}},
+                    {"PutRequest": {"Item": {**theirs, "ttl": expiry}}},
+                ]
+            )
+
+        await self._run(write)
 
     async def unsubscribe(self, connection_id: str, topic: str) -> None:
         await self._run(lambda: self._delete_all(self._pair(connection_id, topic)))
@@ -210,6 +240,128 @@ class DynamoDBStore:
             }
 
         return await self._run(read)
+
+    async def subscriptions(self, connection_id: str) -> dict[str, int]:
+        def read() -> dict[str, int]:
+            return {
+                item["sk"]["S"][len("topic#") :]: int(item.get("after", {"N": "0"})["N"])
+                for item in self._query(f"conn#{connection_id}")
+                if item["sk"]["S"].startswith("topic#") and _live(item)
+            }
+
+        return await self._run(read)
+
+    def _head_key(self, topic: str) -> dict[str, Any]:
+        return {"pk": {"S": f"log#{topic}"}, "sk": {"S": "head"}}
+
+    def _event_key(self, topic: str, seq: int) -> dict[str, Any]:
+        return {"pk": {"S": f"log#{topic}"}, "sk": {"S": f"evt#{seq:0{SEQ_DIGITS}d}"}}
+
+    def _head(self, topic: str) -> int:
+        answer = self.client.get_item(
+            TableName=self.table_name, Key=self._head_key(topic), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return int(item["seq"]["N"]) if item is not None and _live(item) else 0
+
+    async def append_event(
+        self, topic: str, frame_for: FrameBuilder, keep: int, ttl_seconds: float
+    ) -> str:
+        def append() -> str:
+            # ADD is atomic: concurrent publishers (other Lambda instances) never share a seq.
+            # The counter outlives the events (the store's own TTL) so seqs keep growing.
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key=self._head_key(topic),
+                UpdateExpression="ADD seq :one SET #ttl = :ttl",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":ttl": self._expiry()},
+                ReturnValues="UPDATED_NEW",
+            )
+            seq = int(answer["Attributes"]["seq"]["N"])
+            frame = frame_for(seq)
+            expiry = {"N": str(int(time.time() + ttl_seconds))}
+            requests: list[dict[str, Any]] = [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            **self._event_key(topic, seq),
+                            "frame": {"S": frame},
+                            "ttl": expiry,
+                        }
+                    }
+                }
+            ]
+            if seq > keep:  # bounded per topic: the one that fell out of the window goes
+                requests.append({"DeleteRequest": {"Key": self._event_key(topic, seq - keep)}})
+            self._write_all(requests)
+            return frame
+
+        return await self._run(append)
+
+    async def history(self, topic: str, after: int) -> TopicHistory:
+        def read() -> TopicHistory:
+            head = self._head(topic)
+            if head <= after:
+                return TopicHistory(head, [])
+            span = (self._event_key(topic, after + 1)["sk"]["S"], f"evt#{'9' * SEQ_DIGITS}")
+            events = [
+                (int(item["sk"]["S"][len("evt#") :]), item["frame"]["S"])
+                for item in self._query(f"log#{topic}", span)
+                if _live(item)
+            ]
+            return TopicHistory(head, events)
+
+        return await self._run(read)
+
+    def _session_key(self, token: str) -> dict[str, Any]:
+        return {"pk": {"S": f"session#{token}"}, "sk": {"S": "session"}}
+
+    async def put_session(self, record: SessionRecord, *, if_connection: str | None = None) -> bool:
+        item: dict[str, Any] = {
+            **self._session_key(record.token),
+            "expires_at": {"N": repr(record.expires_at)},
+            "ttl": {"N": str(int(record.expires_at) + 1)},
+            "topics": {"S": json.dumps(dict(record.topics))},
+            "state": {"S": json.dumps(dict(record.state))},
+        }
+        if record.principal is not None:
+            item["principal"] = {"S": record.principal}
+        if record.connection_id is not None:
+            item["connection_id"] = {"S": record.connection_id}
+        condition: dict[str, Any] = {}
+        if if_connection is not None:
+            condition = {
+                "ConditionExpression": "connection_id = :owner",
+                "ExpressionAttributeValues": {":owner": {"S": if_connection}},
+            }
+
+        def put() -> bool:
+            try:
+                self.client.put_item(TableName=self.table_name, Item=item, **condition)
+            except self.client.exceptions.ConditionalCheckFailedException:
+                return False
+            return True
+
+        return await self._run(put)
+
+    async def get_session(self, token: str) -> SessionRecord | None:
+        key = self._session_key(token)
+        answer = await self._run(
+            lambda: self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+        )
+        item = answer.get("Item")
+        if item is None:
+            return None
+        record = SessionRecord(
+            token=token,
+            principal=item["principal"]["S"] if "principal" in item else None,
+            connection_id=item["connection_id"]["S"] if "connection_id" in item else None,
+            expires_at=float(item["expires_at"]["N"]),
+            topics=json.loads(item["topics"]["S"]),
+            state=json.loads(item["state"]["S"]),
+        )
+        return record if record.live else None
 
     def _stream_key(self, connection_id: str, stream_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"conn#{connection_id}"}, "sk": {"S": f"stream#{stream_id}"}}

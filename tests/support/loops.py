@@ -35,3 +35,12 @@ def invoke_in_thread(
     thread = threading.Thread(target=invoke)
     thread.start()
     return thread, answers
+
+
+def run_aside(coro: Coroutine[Any, Any, T]) -> T:
+    """On a new loop of its own, closed after: the thread's current loop (if any) untouched."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
