@@ -12,7 +12,13 @@ from botocore.credentials import Credentials
 from botocore.utils import percent_encode
 
 from mangum_ws.gateways.aws import management_endpoint
-from mangum_ws.gateways.sigv4 import SigV4Signer, canonical_host
+from mangum_ws.gateways.management_api import encode_id
+from mangum_ws.gateways.sigv4 import (
+    SigV4Signer,
+    canonical_host,
+    canonical_path,
+    canonical_path_fast,
+)
 
 ENDPOINTS = [
     "https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
@@ -100,3 +106,29 @@ def test_refreshed_credentials_are_used_from_the_next_request() -> None:
     tokens.append(signer.headers("POST", "/@connections/a", b"x", now)["X-Amz-Security-Token"])
     assert tokens[0] != tokens[1]
     assert all(t.startswith("token") for t in tokens)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/@connections/abc=",
+        "/prod/@connections/a%3Db",
+        "/a/./b/../@connections/x",
+        "//prod//@connections/%C3%BC",
+        "/@connections/.",
+        "/@connections/..",
+        "/@connections/",
+        "/x",
+        "x",
+        "",
+        "/../..",
+        "/a b/~c/@connections/d~e",
+    ],
+)
+def test_the_fast_canonical_path_is_botocores(path: str) -> None:
+    assert canonical_path_fast(path) == canonical_path(path)
+
+
+@pytest.mark.parametrize("connection_id", [*IDS, "", "=", "A-_.~z09", "a b", "é=", "a%3D"])
+def test_an_id_is_encoded_as_botocore_encodes_it(connection_id: str) -> None:
+    assert encode_id(connection_id) == percent_encode(connection_id)

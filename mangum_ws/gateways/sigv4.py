@@ -5,8 +5,9 @@ for a fraction of its CPU.
 canonical request on each call; for a fan-out of one body to thousands of ids on one endpoint,
 nearly all of that is the same every time. Here the key is derived once per day, region,
 service and secret (it changes with nothing else), the host and the body's hash are kept, and
-a post costs two SHA-256 passes over short strings. Credentials are botocore's own object,
-asked for a frozen copy on every request, so they refresh exactly as botocore's clients
+a post costs two SHA-256 passes over short strings (the timestamp is formatted once a second,
+the canonical path of an id's directory once). Credentials are botocore's own object, asked
+for a frozen copy on every request, so they refresh exactly as botocore's clients
 refresh them (session tokens included). tests/test_sigv4.py checks each request of a corpus
 against ``SigV4Auth`` itself.
 """
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlsplit
 
@@ -48,6 +51,21 @@ def canonical_path(path: str) -> str:
     return quote(normalize_url_path(path), safe="/~")
 
 
+@lru_cache(maxsize=64)
+def _canonical_directory(directory: str) -> str:
+    return canonical_path(f"{directory}/x")[:-1]
+
+
+def canonical_path_fast(path: str) -> str:
+    """:func:`canonical_path`, the directory's part computed once: removing dot segments leaves
+    a last segment that is neither empty, ``.`` nor ``..`` as it is, and quoting goes
+    character by character, so the two parts can be done apart."""
+    directory, _, last = path.rpartition("/")
+    if (not directory and not path.startswith("/")) or last in ("", ".", ".."):
+        return canonical_path(path)
+    return _canonical_directory(directory) + quote(last, safe="/~")
+
+
 class SigV4Signer:
     """Signs requests to one host for one region and service; not thread-safe (the gateway
     signs on its one I/O loop)."""
@@ -60,6 +78,8 @@ class SigV4Signer:
         self._keys: tuple[str, str, bytes] | None = None  # (secret, day, signing key)
         self._body: bytes | None = None
         self._body_hash = hashlib.sha256(b"").hexdigest()
+        self._second = -1
+        self._stamp = ""
 
     def signing_key(self, secret: str, day: str) -> bytes:
         """The derived key for ``day`` (YYYYMMDD): computed once, until the day or secret change."""
@@ -71,6 +91,14 @@ class SigV4Signer:
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         self._keys = (secret, day, key)
         return key
+
+    def _timestamp(self) -> str:
+        # strftime is a good part of a post's signing: once a second is enough.
+        second = int(time.time())
+        if second != self._second:
+            self._stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+            self._second = second
+        return self._stamp
 
     def _payload_hash(self, body: bytes) -> str:
         # A fan-out signs one body for every id: hash it once (identity, then equality).
@@ -85,7 +113,7 @@ class SigV4Signer:
         """The headers that sign ``method path`` with ``body`` (path as sent, percent-encoded):
         Host, X-Amz-Date, X-Amz-Security-Token when the credentials carry one, Authorization."""
         creds = self.credentials.get_frozen_credentials()
-        stamp = (now or utc_now()).strftime("%Y%m%dT%H%M%SZ")
+        stamp = now.strftime("%Y%m%dT%H%M%SZ") if now is not None else self._timestamp()
         day = stamp[:8]
         if creds.token:
             signed = "host;x-amz-date;x-amz-security-token"
@@ -97,7 +125,7 @@ class SigV4Signer:
             signed = "host;x-amz-date"
             canonical_headers = f"host:{self.host}\nx-amz-date:{stamp}\n"
         canonical_request = (
-            f"{method}\n{canonical_path(path)}\n\n{canonical_headers}\n{signed}\n"
+            f"{method}\n{canonical_path_fast(path)}\n\n{canonical_headers}\n{signed}\n"
             f"{self._payload_hash(body)}"
         )
         scope = f"{day}/{self.region}/{self.service}/aws4_request"

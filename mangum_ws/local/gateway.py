@@ -111,7 +111,11 @@ class LocalApiGatewayApp:
             if settings.fanout_queue
             else getattr(owner, "fanout", None)
         )
-        self.queue_poller = QueuePoller(queue, self.runtime.invoke) if queue else None
+        self.queue_poller = (
+            QueuePoller(queue, self.runtime.invoke, retry_after=settings.fanout_retry_after)
+            if queue
+            else None
+        )
 
     # The WebSocket side --------------------------------------------------------------------
 

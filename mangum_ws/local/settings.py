@@ -35,6 +35,9 @@ class GatewaySettings:
     # The fan-out queue to consume (an SQS queue URL: AWS's, or moto's server); None consumes
     # the MangumWS's own ``fanout_queue`` when it has one.
     fanout_queue: str | None = None
+    # Seconds after which a record the handler reported failed comes back (a local shortcut,
+    # see queue_poller); None leaves it to the queue's visibility timeout, as on AWS.
+    fanout_retry_after: int | None = None
 
     def __post_init__(self) -> None:
         if self.authorizer is not None:
