@@ -7,6 +7,7 @@ validators compile: the actions and events are themselves schemas under ``$defs`
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
@@ -38,6 +39,13 @@ class WireSchema(GenerateJsonSchema):
             )
         return super().field_is_required(field, total)
 
+    def encode_default(self, dft: Any) -> Any:
+        """A default that is already plain JSON is its own encoding: Pydantic would build a
+        TypeAdapter for its type, per field, only to hand the same value back."""
+        if _plain_json(dft):
+            return dft
+        return super().encode_default(dft)
+
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> Any:
         """Pydantic lets any string through ``anyOf[number, string]``; Decimal() does not."""
         json_schema: dict[str, Any] = super().decimal_schema(schema)
@@ -46,6 +54,22 @@ class WireSchema(GenerateJsonSchema):
             if branch.get("type") == "string":
                 branch.setdefault("pattern", DECIMAL_PATTERN)
         return json_schema
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether Pydantic's JSON serialization returns ``value`` unchanged, whatever the config:
+    exact str/int/bool/None, finite floats (``ser_json_inf_nan`` changes the others), and
+    lists and str-keyed dicts of those (a tuple or a subclass may serialize otherwise)."""
+    kind = type(value)
+    if kind in (str, int, bool, type(None)):
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list:
+        return all(_plain_json(item) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _plain_json(item) for key, item in value.items())
+    return False
 
 
 # What an action without an input model accepts: anything, which the server ignores.
