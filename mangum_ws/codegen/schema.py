@@ -58,8 +58,9 @@ class WireSchema(GenerateJsonSchema):
 
 def _plain_json(value: Any) -> bool:
     """Whether Pydantic's JSON serialization returns ``value`` unchanged, whatever the config:
-    exact str/int/bool/None, finite floats (``ser_json_inf_nan`` changes the others), and
-    lists and str-keyed dicts of those (a tuple or a subclass may serialize otherwise)."""
+    exact str/int/bool/None, finite floats (infinities and NaN are left to Pydantic, whose
+    ``ser_json_inf_nan`` is about them), and lists and str-keyed dicts of those (a tuple, an
+    enum or another subclass serializes otherwise)."""
     kind = type(value)
     if kind in (str, int, bool, type(None)):
         return True
