@@ -195,3 +195,35 @@ def test_datamodel_code_generator_reads_the_schema_back(tmp_path: Path) -> None:
             ours = model.model_validate(payload).model_dump(mode="json", by_alias=True)
             # The same fields come out, whichever models read the payload.
             assert set(theirs) == set(ours), model
+
+
+def test_defaults_are_written_as_pydantic_writes_them() -> None:
+    """WireSchema hands plain JSON defaults back as they are; every other default still goes
+    through Pydantic's encoding, so each default reads as in Pydantic's own schema."""
+    import datetime
+    import decimal
+    import enum
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    class Defaults(BaseModel):
+        text: str = "é"
+        number: int = 2**70
+        ratio: float = 0.5
+        flag: bool = False
+        nothing: None = None
+        nested: dict[str, list[int | str | None]] = {"a": [1, "b", None]}
+        pair: tuple[int, str] = (1, "x")
+        when: datetime.date = datetime.date(2026, 1, 2)
+        money: decimal.Decimal = decimal.Decimal("1.50")
+        colour: Colour = Colour.RED
+        infinite: float = float("inf")
+
+    for mode in ("validation", "serialization"):
+        ours = Defaults.model_json_schema(mode=mode, schema_generator=WireSchema)
+        stock = Defaults.model_json_schema(mode=mode)
+        assert {k: v.get("default") for k, v in ours["properties"].items()} == {
+            k: v.get("default") for k, v in stock["properties"].items()
+        }
+        assert ours["properties"]["pair"]["default"] == [1, "x"]

@@ -6,13 +6,13 @@ python -m mangum_ws.codegen app:ws --out clients/app [--python] [--server NAME=U
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .asyncapi import build_asyncapi
 from .client import build_client
+from .jsontext import dumps_indented
 from .schema import build_schema, schema_document
 from .typescript import UnsupportedSchema
 
@@ -23,7 +23,7 @@ __all__ = ["UnsupportedSchema", "generate", "stale_files", "write"]
 
 
 def _json(document: Any) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return dumps_indented(document) + "\n"
 
 
 def generate(

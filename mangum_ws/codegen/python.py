@@ -147,8 +147,10 @@ def _models(defs: dict[str, Any]) -> tuple[list[str], str]:
     body = "\n".join(lines[first:])
     # The document's own (empty) root model: the client has no use for it.
     body = re.sub(r"class Model\(RootModel\[Any\]\):\n    root: Any\n*", "", body)
+    # One pass for every class name: a search per model would read the body once per model.
+    written = set(re.findall(r"^class (\w+)\(", body, re.MULTILINE))
     for name in defs:
-        if not re.search(rf"^class {re.escape(name)}\(", body, re.MULTILINE):
+        if name not in written:
             raise UnsupportedSchema(f"datamodel-code-generator did not name a model {name}")
     return [i for i in imports if "__future__" not in i], body.strip("\n")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,13 @@ class WireSchema(GenerateJsonSchema):
             )
         return super().field_is_required(field, total)
 
+    def encode_default(self, dft: Any) -> Any:
+        """A default that is already plain JSON is its own encoding: Pydantic would build a
+        TypeAdapter for its type, per field, only to hand the same value back."""
+        if _plain_json(dft):
+            return dft
+        return super().encode_default(dft)
+
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> Any:
         """Pydantic lets any string through ``anyOf[number, string]``; Decimal() does not."""
         json_schema: dict[str, Any] = super().decimal_schema(schema)
@@ -49,6 +57,23 @@ class WireSchema(GenerateJsonSchema):
             if branch.get("type") == "string":
                 branch.setdefault("pattern", DECIMAL_PATTERN)
         return json_schema
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether Pydantic's JSON serialization returns ``value`` unchanged, whatever the config:
+    exact str/int/bool/None, finite floats (infinities and NaN are left to Pydantic, whose
+    ``ser_json_inf_nan`` is about them), and lists and str-keyed dicts of those (a tuple, an
+    enum or another subclass serializes otherwise)."""
+    kind = type(value)
+    if kind in (str, int, bool, type(None)):
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list:
+        return all(_plain_json(item) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _plain_json(item) for key, item in value.items())
+    return False
 
 
 # What an action without an input model accepts: anything, which the server ignores.
