@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_json
+
 from .asyncapi import build_asyncapi
 from .client import build_client
-from .jsontext import dumps_indented
 from .schema import build_schema, schema_document
 from .typescript import UnsupportedSchema
 
@@ -23,7 +24,9 @@ __all__ = ["UnsupportedSchema", "generate", "stale_files", "write"]
 
 
 def _json(document: Any) -> str:
-    return dumps_indented(document) + "\n"
+    # pydantic-core's writer (Rust): json.dumps runs in pure Python as soon as it indents,
+    # three times slower on these megabytes. Same text, floats' exponents aside (1e-07: 1e-7).
+    return to_json(document, indent=2).decode() + "\n"
 
 
 def generate(
