@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -211,6 +211,12 @@ class Scripted:
         async for raw in socket:
             heard.append(json.loads(raw))
 
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        """Serve on 127.0.0.1; yield the URL."""
+        async with ws_serve(self.handle, "127.0.0.1", 0) as server:
+            yield f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/"
+
 
 def result(frame: dict[str, Any], data: Any) -> str:
     return json.dumps(
@@ -248,9 +254,8 @@ def test_duplicates_are_dropped_and_early_events_wait_for_the_gap_to_fill(
 
     async def main() -> None:
         scripted = Scripted(script)
-        async with ws_serve(scripted.handle, "127.0.0.1", 0) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            alice = Feed(feed, f"ws://127.0.0.1:{port}/", "alice", gap_timeout=0.2)
+        async with scripted.serving() as url:
+            alice = Feed(feed, url, "alice", gap_timeout=0.2)
             async with alice.client:
                 await until(lambda: alice.seen[-1:] == [7], "7 arrived")
                 assert alice.seen == [1, 2, 3, 4, 6, 7]
@@ -284,11 +289,9 @@ def test_a_hello_that_failed_is_retried_and_calls_wait_for_its_answer(feed: Modu
 
     async def main() -> None:
         scripted = Scripted(script)
-        async with ws_serve(scripted.handle, "127.0.0.1", 0) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            async with feed.Client(f"ws://127.0.0.1:{port}/", **fast()) as client:
-                assert (await client.me_get()).model_dump() == {"name": "a"}
-                assert client.session.token == "tok"
+        async with scripted.serving() as url, feed.Client(url, **fast()) as client:
+            assert (await client.me_get()).model_dump() == {"name": "a"}
+            assert client.session.token == "tok"
         actions = [frame["action"] for frame in scripted.heard[0]]
         assert actions == ["$hello", "$hello", "$hello", "me.get"]
 
@@ -302,11 +305,9 @@ def test_with_sessions_off_no_hello_is_sent(feed: ModuleType) -> None:
 
     async def main() -> None:
         scripted = Scripted(script)
-        async with ws_serve(scripted.handle, "127.0.0.1", 0) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            async with feed.Client(f"ws://127.0.0.1:{port}/", sessions=False) as client:
-                assert (await client.me_get()).model_dump() == {"name": "a"}
-                assert client.session is None
+        async with scripted.serving() as url, feed.Client(url, sessions=False) as client:
+            assert (await client.me_get()).model_dump() == {"name": "a"}
+            assert client.session is None
         assert [frame["action"] for frame in scripted.heard[0]] == ["me.get"]
 
     in_own_thread(main())

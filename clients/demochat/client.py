@@ -220,6 +220,7 @@ class MangumWSClient:
         self._state_listeners: set[Callable[[ConnectionState], None]] = set()
         self._next_id = 1
         self._runner: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
         self._opened = asyncio.Event()
         self._closing = False
         self._sends: set[asyncio.Future[None]] = set()
@@ -251,16 +252,18 @@ class MangumWSClient:
         """Start connecting (and reconnecting) in the background; wait for the first open."""
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name=f"mangum-ws {self.url}")
-        opened = asyncio.create_task(self._opened.wait())
-        done, _ = await asyncio.wait(
-            {opened, self._runner}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if opened not in done:
-            opened.cancel()
-            await self.close()
-            if not done:
-                raise ActionCallError("timeout", f"could not connect within {self.timeout} s")
-            raise ActionCallError("closed", "the client could not connect")
+        # Two steps, each within ``timeout``: the socket, then the $hello's answer.
+        for step in (self._connected, self._opened):
+            reached = asyncio.create_task(step.wait())
+            done, _ = await asyncio.wait(
+                {reached, self._runner}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if reached not in done:
+                reached.cancel()
+                await self.close()
+                if not done:
+                    raise ActionCallError("timeout", f"could not connect within {self.timeout} s")
+                raise ActionCallError("closed", "the client could not connect")
 
     async def close(self) -> None:
         """Close the socket, stop reconnecting, and fail what is waiting with ``closed``."""
@@ -465,6 +468,7 @@ class MangumWSClient:
 
     async def _serve(self, socket: ClientConnection) -> None:
         self._hello_id = None
+        self._connected.set()
         if self.sessions:
             await self._greet(socket)
         await self.on_open(socket)
