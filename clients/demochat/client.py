@@ -201,7 +201,7 @@ class MangumWSClient:
         ``schema_hash``: the registry's (default: the generated ``Client``'s ``SCHEMA_HASH``).
         ``on_session``: called after every ``$hello`` answer; ``on_schema_mismatch``: once when
         the server's schema differs (default: one log warning). ``gap_timeout``: how long, in
-        seconds, a topic event that came ahead of a missing seq waits for it."""
+        seconds of an open connection, a topic event that came ahead of a missing seq waits."""
         self.url = _with_query(url, query or {})
         self.subprotocols = [Subprotocol(p) for p in subprotocols or []]
         self.timeout = timeout
@@ -561,7 +561,8 @@ class MangumWSClient:
             if answer.get("type") == "result":
                 await self._greeted(answer)
                 return
-            code = (answer.get("error") or {}).get("code")
+            error = answer.get("error")
+            code = error.get("code") if isinstance(error, dict) else None
             if code == "unauthorized" and self._session is not None:
                 # The token belongs to another principal (a new login): start a new session.
                 self._session = None
@@ -595,13 +596,20 @@ class MangumWSClient:
             await self._receive(raw)
 
     async def _greeted(self, frame: dict[str, Any]) -> None:
-        answer = frame.get("data") or {}
+        answer = frame.get("data")
+        if not isinstance(answer, dict):
+            answer = {}  # not a session answer: as an older server's, no session
+        lost, replayed, schema_ok = (
+            answer.get("lost"),
+            answer.get("replayed"),
+            answer.get("schema_ok"),
+        )
         info = SessionInfo(
             token=str(answer.get("session") or ""),
-            resumed=bool(answer.get("resumed")),
-            replayed=int(answer.get("replayed") or 0),
-            lost=tuple(str(topic) for topic in answer.get("lost") or ()),
-            schema_ok=answer.get("schema_ok"),
+            resumed=answer.get("resumed") is True,
+            replayed=replayed if isinstance(replayed, int) else 0,
+            lost=tuple(str(topic) for topic in lost) if isinstance(lost, list) else (),
+            schema_ok=schema_ok if isinstance(schema_ok, bool) else None,
         )
         warned = self._session is not None and self._session.schema_ok is False
         self._session = info
@@ -646,6 +654,11 @@ class MangumWSClient:
 
     async def _gap_timer(self, topic: str) -> None:
         await asyncio.sleep(self.gap_timeout)
+        if self._state != "open":
+            # Offline or waiting for a $hello's answer: the missing events come with its replay
+            # (or the topic is reported lost), so the wait starts again.
+            self._gap_timers[topic] = asyncio.create_task(self._gap_timer(topic))
+            return
         self._gap_timers.pop(topic, None)
         await self._skip_gap(topic)
 
