@@ -276,6 +276,33 @@ def test_duplicates_are_dropped_and_early_events_wait_for_the_gap_to_fill(
     in_own_thread(main())
 
 
+def test_a_gap_waits_through_a_reconnect_for_the_replay(feed: ModuleType) -> None:
+    async def script(connection: int, ask: Any, socket: ServerConnection) -> None:
+        hello = await ask()
+        if connection == 1:
+            await socket.send(hello_answer(hello, resumed=False))
+            await socket.send(event(1))
+            await socket.send(event(3))  # 2 is on its way... and the socket drops
+            await socket.close()
+        else:
+            await asyncio.sleep(1.0)  # a slow resume, five gap timeouts long
+            await socket.send(event(2))
+            await socket.send(event(3))
+            await socket.send(hello_answer(hello, resumed=True))
+
+    async def main() -> None:
+        scripted = Scripted(script)
+        async with scripted.serving() as url:
+            alice = Feed(feed, url, "alice", gap_timeout=0.2)
+            async with alice.client:
+                await until(lambda: len(alice.sessions) == 2, "the second $hello")
+                await asyncio.sleep(0.3)
+        assert alice.seen == [1, 2, 3]
+        assert scripted.heard[1][0]["data"]["since"] == {"t": 1}
+
+    in_own_thread(main())
+
+
 def test_a_hello_that_failed_is_retried_and_calls_wait_for_its_answer(feed: ModuleType) -> None:
     async def script(connection: int, ask: Any, socket: ServerConnection) -> None:
         for _ in range(2):  # the store failed half-way, twice
