@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pydantic import AwareDatetime, BaseModel, Field, RootModel
 from pydantic import TypeAdapter
 from typing import Annotated, Any
@@ -81,9 +82,35 @@ MAX_FRAME_BYTES = 32 * 1024
 
 logger = logging.getLogger(__name__)
 
+#: A ``$hello`` the server failed (``internal_error``: its store, half-way) is sent again this
+#: many times: moving a session again is harmless.
+HELLO_RETRIES = 3
+
 ConnectionState = Literal["connecting", "open", "reconnecting", "closed"]
 EventCallback = Callable[[Any], Awaitable[None] | None]
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """The answer to the last ``$hello``."""
+
+    #: The session token: kept by the client and sent again after every reconnect.
+    token: str
+    #: True when the server took back an earlier session (its subscriptions and state).
+    resumed: bool
+    #: How many missed topic events the server sent again.
+    replayed: int
+    #: Topics whose missed events are past what the server keeps: refetch their state.
+    lost: tuple[str, ...]
+    #: False: this client was generated from another schema than the server's; None: unknown.
+    schema_ok: bool | None
+
+
+def _warn_schema_mismatch(info: SessionInfo) -> None:
+    logger.warning(
+        "mangum-ws: this client was generated from another schema than the server's; regenerate it"
+    )
 
 
 class ActionCallError(Exception):
@@ -146,6 +173,10 @@ class EventStream(Generic[_T]):
 class MangumWSClient:
     """A mangum-ws client on ``websockets``: ``async with Client(url) as client: ...``."""
 
+    #: The schema hash ``$hello`` sends when no ``schema_hash`` is given: the generated
+    #: ``Client`` sets its registry's.
+    generated_schema_hash: str | None = None
+
     def __init__(
         self,
         url: str,
@@ -160,7 +191,17 @@ class MangumWSClient:
         max_queue: int = 100,
         keepalive: float = 300.0,
         max_buffered: int = 10_000,
+        sessions: bool = True,
+        schema_hash: str | None = None,
+        on_session: Callable[[SessionInfo], None] | None = None,
+        on_schema_mismatch: Callable[[SessionInfo], None] = _warn_schema_mismatch,
+        gap_timeout: float = 5.0,
     ) -> None:
+        """``sessions``: resume the session with ``$hello`` on every (re)connect.
+        ``schema_hash``: the registry's (default: the generated ``Client``'s ``SCHEMA_HASH``).
+        ``on_session``: called after every ``$hello`` answer; ``on_schema_mismatch``: once when
+        the server's schema differs (default: one log warning). ``gap_timeout``: how long, in
+        seconds of an open connection, a topic event that came ahead of a missing seq waits."""
         self.url = _with_query(url, query or {})
         self.subprotocols = [Subprotocol(p) for p in subprotocols or []]
         self.timeout = timeout
@@ -179,9 +220,22 @@ class MangumWSClient:
         self._state_listeners: set[Callable[[ConnectionState], None]] = set()
         self._next_id = 1
         self._runner: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
         self._opened = asyncio.Event()
         self._closing = False
         self._sends: set[asyncio.Future[None]] = set()
+        self.sessions = sessions
+        self.schema_hash = schema_hash if schema_hash is not None else self.generated_schema_hash
+        self.on_session = on_session
+        self.on_schema_mismatch = on_schema_mismatch
+        self.gap_timeout = gap_timeout
+        self._session: SessionInfo | None = None
+        #: The ``$hello`` whose answer is still wanted: after its timeout too, for the token.
+        self._hello_id: str | None = None
+        #: Per topic: the last seq handed to the app, and events that came ahead of a missing one.
+        self._last_seq: dict[str, int] = {}
+        self._held: dict[str, dict[int, dict[str, Any]]] = {}
+        self._gap_timers: dict[str, asyncio.Task[None]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -189,20 +243,27 @@ class MangumWSClient:
     def connection_state(self) -> ConnectionState:
         return self._state
 
+    @property
+    def session(self) -> SessionInfo | None:
+        """The session of the last ``$hello`` (None before the first answer, or sessions off)."""
+        return self._session
+
     async def connect(self) -> None:
         """Start connecting (and reconnecting) in the background; wait for the first open."""
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name=f"mangum-ws {self.url}")
-        opened = asyncio.create_task(self._opened.wait())
-        done, _ = await asyncio.wait(
-            {opened, self._runner}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if opened not in done:
-            opened.cancel()
-            await self.close()
-            if not done:
-                raise ActionCallError("timeout", f"could not connect within {self.timeout} s")
-            raise ActionCallError("closed", "the client could not connect")
+        # Two steps, each within ``timeout``: the socket, then the $hello's answer.
+        for step in (self._connected, self._opened):
+            reached = asyncio.create_task(step.wait())
+            done, _ = await asyncio.wait(
+                {reached, self._runner}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if reached not in done:
+                reached.cancel()
+                await self.close()
+                if not done:
+                    raise ActionCallError("timeout", f"could not connect within {self.timeout} s")
+                raise ActionCallError("closed", "the client could not connect")
 
     async def close(self) -> None:
         """Close the socket, stop reconnecting, and fail what is waiting with ``closed``."""
@@ -213,6 +274,9 @@ class MangumWSClient:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        for timer in self._gap_timers.values():
+            timer.cancel()
+        self._gap_timers.clear()
         self._fail_all("closed", "the client is closed", queued=True)
         self._set_state("closed")
 
@@ -228,8 +292,9 @@ class MangumWSClient:
         return lambda: self._state_listeners.discard(callback)
 
     async def on_open(self, socket: ClientConnection) -> None:
-        """Runs after every (re)connect, before queued calls go out: the one place for a
-        handshake (and, later, per-topic resumption). The base client has nothing to say."""
+        """Runs after every (re)connect, before queued calls go out: the place for a handshake
+        of a subclass's own. The session's ``$hello`` has been answered by then (or timed out);
+        the base client has nothing more to say."""
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -402,6 +467,10 @@ class MangumWSClient:
         self._set_state("closed")
 
     async def _serve(self, socket: ClientConnection) -> None:
+        self._hello_id = None
+        self._connected.set()
+        if self.sessions:
+            await self._greet(socket)
         await self.on_open(socket)
         self._socket = socket
         self._set_state("open")
@@ -432,13 +501,17 @@ class MangumWSClient:
             return
         kind = frame.get("type")
         if kind == "event":
-            for callback in list(self._listeners.get(str(frame.get("event")), ())):
-                try:
-                    result = callback(frame.get("data"))
-                    if result is not None:
-                        await result
-                except Exception:  # a listener's bug never stops the socket's reader
-                    logger.exception("mangum-ws client: a %r listener raised", frame.get("event"))
+            topic, seq = frame.get("topic"), frame.get("seq")
+            if isinstance(topic, str) and isinstance(seq, int) and not isinstance(seq, bool):
+                await self._topic_event(topic, seq, frame)
+            else:
+                await self._emit(frame)
+            return
+        if self._hello_id is not None and frame.get("id") == self._hello_id:
+            # A late answer to a $hello that timed out: it still brings the session.
+            self._hello_id = None
+            if kind == "result":
+                await self._greeted(frame)
             return
         pending = self._pending.get(str(frame.get("id")))
         if pending is None:
@@ -464,6 +537,153 @@ class MangumWSClient:
             del self._pending[str(frame.get("id"))]
         elif kind in ("result", "chunk"):
             pending.deliver(frame)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def _greet(self, socket: ClientConnection) -> None:
+        """``$hello`` first: resume the session from the last seq of each topic. The frames
+        before its answer (the replayed events) go to the app; calls wait meanwhile, up to
+        ``timeout``: a slow or silent server must not hold them forever."""
+        failures = 0
+        while True:
+            hello_id = self._hello_id = f"h{self._next_id}"
+            self._next_id += 1
+            data = {
+                "session": self._session.token if self._session is not None else None,
+                "since": dict(self._last_seq),
+                "schema": self.schema_hash,
+            }
+            await socket.send(json.dumps({"action": "$hello", "id": hello_id, "data": data}))
+            answer = await self._answer_to(socket, hello_id)
+            if answer is None:
+                return  # timed out: a late answer is taken by _receive
+            self._hello_id = None
+            if answer.get("type") == "result":
+                await self._greeted(answer)
+                return
+            error = answer.get("error")
+            code = error.get("code") if isinstance(error, dict) else None
+            if code == "unauthorized" and self._session is not None:
+                # The token belongs to another principal (a new login): start a new session.
+                self._session = None
+                continue
+            if code == "internal_error" and failures < HELLO_RETRIES:
+                # The store failed half-way (throttled, say): moving a session again is harmless.
+                await asyncio.sleep(random.uniform(0, self.base_delay * 2**failures))
+                failures += 1
+                continue
+            return  # an older server (unknown_action) or a refused hello: no session
+
+    async def _answer_to(self, socket: ClientConnection, request_id: str) -> dict[str, Any] | None:
+        """Read until the answer to ``request_id`` (None after ``timeout``); the frames before
+        it are received as usual."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            try:
+                # Cancelling websockets' asyncio recv() loses no message.
+                raw = await asyncio.wait_for(socket.recv(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return None
+            if not isinstance(raw, str):
+                continue
+            with contextlib.suppress(ValueError):
+                frame = json.loads(raw)
+                if isinstance(frame, dict) and frame.get("id") == request_id:
+                    if frame.get("type") in ("result", "error"):
+                        return frame
+                    continue
+            await self._receive(raw)
+
+    async def _greeted(self, frame: dict[str, Any]) -> None:
+        answer = frame.get("data")
+        if not isinstance(answer, dict):
+            answer = {}  # not a session answer: as an older server's, no session
+        lost, replayed, schema_ok = (
+            answer.get("lost"),
+            answer.get("replayed"),
+            answer.get("schema_ok"),
+        )
+        info = SessionInfo(
+            token=str(answer.get("session") or ""),
+            resumed=answer.get("resumed") is True,
+            replayed=replayed if isinstance(replayed, int) else 0,
+            lost=tuple(str(topic) for topic in lost) if isinstance(lost, list) else (),
+            schema_ok=schema_ok if isinstance(schema_ok, bool) else None,
+        )
+        warned = self._session is not None and self._session.schema_ok is False
+        self._session = info
+        if not info.resumed:
+            # A new session: the server numbers nothing for us yet, whatever we saw before.
+            for topic in list(self._last_seq):
+                await self._forget_topic(topic)
+        for topic in info.lost:
+            await self._forget_topic(topic)
+        callbacks = [self.on_schema_mismatch] if info.schema_ok is False and not warned else []
+        if self.on_session is not None:
+            callbacks.append(self.on_session)
+        for callback in callbacks:
+            try:
+                callback(info)
+            except Exception:  # the app's bug never stops the connection
+                logger.exception("mangum-ws client: a session callback raised")
+
+    async def _topic_event(self, topic: str, seq: int, frame: dict[str, Any]) -> None:
+        """Hand a topic event to the app once, in seq order: duplicates (replays) are dropped,
+        an event ahead of a missing seq waits for it up to ``gap_timeout``."""
+        last = self._last_seq.get(topic)
+        if last is not None and seq <= last:
+            return
+        if last is not None and seq > last + 1:
+            self._held.setdefault(topic, {})[seq] = frame
+            if topic not in self._gap_timers:
+                self._gap_timers[topic] = asyncio.create_task(self._gap_timer(topic))
+            return
+        self._last_seq[topic] = seq
+        await self._emit(frame)
+        waiting = self._held.get(topic, {})
+        while seq + 1 in waiting:
+            seq += 1
+            self._last_seq[topic] = seq
+            await self._emit(waiting.pop(seq))
+        if topic in self._held and not waiting:
+            del self._held[topic]
+            timer = self._gap_timers.pop(topic, None)
+            if timer is not None:
+                timer.cancel()
+
+    async def _gap_timer(self, topic: str) -> None:
+        await asyncio.sleep(self.gap_timeout)
+        if self._state != "open":
+            # Offline or waiting for a $hello's answer: the missing events come with its replay
+            # (or the topic is reported lost), so the wait starts again.
+            self._gap_timers[topic] = asyncio.create_task(self._gap_timer(topic))
+            return
+        self._gap_timers.pop(topic, None)
+        await self._skip_gap(topic)
+
+    async def _skip_gap(self, topic: str) -> None:
+        """The missing events never came: hand over what waited, in order."""
+        waiting = self._held.pop(topic, {})
+        for seq in sorted(waiting):
+            self._last_seq[topic] = seq
+            await self._emit(waiting[seq])
+
+    async def _forget_topic(self, topic: str) -> None:
+        timer = self._gap_timers.pop(topic, None)
+        if timer is not None:
+            timer.cancel()
+        await self._skip_gap(topic)
+        self._last_seq.pop(topic, None)
+
+    async def _emit(self, frame: dict[str, Any]) -> None:
+        for callback in list(self._listeners.get(str(frame.get("event")), ())):
+            try:
+                result = callback(frame.get("data"))
+                if result is not None:
+                    await result
+            except Exception:  # a listener's bug never stops the socket's reader
+                logger.exception("mangum-ws client: a %r listener raised", frame.get("event"))
 
 
 def _with_query(url: str, query: dict[str, str]) -> str:
@@ -492,8 +712,14 @@ def _dump(tp: type[_T], value: _T) -> Any:
     return _adapter(tp).dump_python(value, mode="json", by_alias=True)
 
 
+#: The registry's schema hash: ``$hello`` sends it; the server says if it differs.
+SCHEMA_HASH = "2113a6a116f608bc5f90364df5418cb5"
+
+
 class Client(MangumWSClient):
     """The demochat:ws API: one typed method per action, two per event."""
+
+    generated_schema_hash = SCHEMA_HASH
 
     async def assistant_reply(self, data: AskIn, *, timeout: float | None = None) -> AsyncIterator[Token]:
         """Stream a canned reply to you alone, word by word; Stop (a cancel) ends it early."""

@@ -5,6 +5,8 @@ as schema.json), the Python client runtime (client_runtime.py) and a typed metho
         out = await client.chat_send(SendIn(text="hi"))          # SendOut
         async for token in client.assistant_reply(AskIn(prompt="hi")): ...
         client.on_chat_message(print)                             # ChatMessage
+
+``Client`` passes the registry's ``SCHEMA_HASH`` to ``$hello``: the server says if it differs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from .portable import DECIMAL_PATTERN
-from .schema import ENVELOPES, has_input
+from .schema import ENVELOPES, has_input, schema_hash
 from .typescript import UnsupportedSchema, type_name
 
 __all__ = ["build_python_client", "snake"]
@@ -28,6 +30,9 @@ RUNTIME_NAMES = frozenset(
         "EventCallback",
         "EventStream",
         "MangumWSClient",
+        "SessionInfo",
+        "HELLO_RETRIES",
+        "SCHEMA_HASH",
         "Client",
         "BaseModel",
         "TypeAdapter",
@@ -48,6 +53,14 @@ RUNTIME_METHODS = frozenset(
         "on_open",
         "on_state_change",
         "connection_state",
+        # Session options, kept as attributes: a method of the same name would be hidden.
+        "session",
+        "sessions",
+        "schema_hash",
+        "on_session",
+        "on_schema_mismatch",
+        "gap_timeout",
+        "generated_schema_hash",
     }
 )
 _HEADER_END = "# --- runtime ---"
@@ -259,10 +272,16 @@ def build_python_client(catalogue: dict[str, Any], title: str) -> str:
             '    return _adapter(tp).dump_python(value, mode="json", by_alias=True)',
             "",
             "",
+            "#: The registry's schema hash: ``$hello`` sends it; the server says if it differs.",
+            f"SCHEMA_HASH = {json.dumps(schema_hash(catalogue))}",
+            "",
+            "",
             "class Client(MangumWSClient):",
             f'    """The {title} API: one typed method per action, two per event."""',
             "",
-            "\n".join(methods).rstrip("\n") if methods else "    pass",
+            "    generated_schema_hash = SCHEMA_HASH",
+            *([""] if methods else []),
+            "\n".join(methods).rstrip("\n"),
             "",
         ]
     )
