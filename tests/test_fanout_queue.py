@@ -161,7 +161,7 @@ def test_a_big_publish_goes_through_the_queue_and_every_id_is_posted_once(
     assert sorted(handler.deliveries().values()) == [1] * 6  # each record handled once
     posted = sorted(cid for cid, _ in mgmt_api.posts)
     assert posted == sorted(ids)
-    frame = {"type": "event", "event": "said", "data": {"text": "hi"}}
+    frame = {"type": "event", "event": "said", "topic": "room", "seq": 1, "data": {"text": "hi"}}
     assert all(json.loads(data) == frame for _, data in mgmt_api.posts)
     assert queue_depth(sqs, dlq) == 0
 
