@@ -62,8 +62,8 @@ def management_endpoint(url: str) -> str:
 
 
 def require_boto3() -> None:
-    """botocore (credentials) and aiohttp (the HTTP client) come with the ``aws`` extra."""
-    for module in ("boto3", "aiohttp"):
+    """botocore (credentials) and httptools (the HTTP parser) come with the ``aws`` extra."""
+    for module in ("boto3", "httptools"):
         if importlib.util.find_spec(module) is None:
             raise MissingDependencyError(
                 f"sending through API Gateway needs {module}: install the extra with "
@@ -75,10 +75,10 @@ class AwsGateway:
     """API Gateway's Management API (``post_to_connection``, ``delete_connection``).
 
     Requests are SigV4-signed (gateways/sigv4.py, checked against botocore's signer) and sent on
-    one aiohttp client with a pool of ``max_concurrency`` keep-alive connections
-    (gateways/management_api.py says why not through a boto3 client). Nothing of botocore or
-    aiohttp is imported, and no credential read, at import or construction (Lambda cold
-    starts): the session is built on the first send and reused. The client lives on the I/O
+    one pool of ``max_concurrency`` keep-alive connections (gateways/management_api.py says why
+    not through a boto3 client, gateways/http_pool.py why not aiohttp). Nothing of botocore or
+    httptools is imported, and no credential read, at import or construction (Lambda cold
+    starts): the session is built on the first send and reused. The pool lives on the I/O
     loop (io_loop.py), so sends from any event loop share its connections. Throttling
     (429 / LimitExceededException), 5xx answers, timeouts and dropped connections are retried up
     to ``max_attempts`` with full-jitter exponential backoff (``backoff_base * 2**attempt``,
