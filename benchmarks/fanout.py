@@ -13,9 +13,11 @@ Figures are medians of the repeats; "CPU us/post" is this process's CPU time (us
 over the posts ((b)'s includes its 32 warm-up posts). Targets at 10 ms: b/a >= 10,
 b/c >= 0.9; at 0 ms: b/c >= 0.5.
 
-``--clients`` first measures the HTTP clients mangum-ws could post with (aiohttp, httpx,
-urllib3 in threads), each with the same 32 keep-alive connections and an unsigned request of
-the same size, so the choice of client is a measured one.
+``--clients`` first measures the HTTP clients mangum-ws could post with: its own pool
+(gateways/http_pool.py), aiohttp, httpx and urllib3 in threads, and pyreqwest and curl_cffi when
+they are installed (``uv pip install pyreqwest curl_cffi``), each with the same 32 keep-alive
+connections and an unsigned request of the same size, on the same event loop (uvloop when
+installed, as mangum-ws's I/O loop), so the choice of client is a measured one.
 """
 
 from __future__ import annotations
@@ -23,16 +25,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import importlib.util
 import os
 import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from subprocess_server import read_request, running
 
 from mangum_ws import MangumWS
+from mangum_ws.gateways.io_loop import new_event_loop
 
 PAYLOAD = b'{"type":"event","event":"chat.message","data":{"text":"hello"}}'
 CONCURRENCY = 32
@@ -113,6 +118,64 @@ def median_of(runs: list[tuple[float, float]]) -> tuple[float, float]:
 AUTH = {"Authorization": "x" * 200, "X-Amz-Date": "20260101T000000Z"}  # a signature's size
 
 
+async def with_pool(port: int, ids: list[str]) -> float:
+    from mangum_ws.gateways.http_pool import HttpPool, Origin
+
+    pool = HttpPool(
+        Origin.of(f"http://127.0.0.1:{port}"),
+        size=CONCURRENCY,
+        tls=None,
+        connect_timeout=2,
+        read_timeout=5,
+    )
+    lines = f"Host: 127.0.0.1:{port}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in AUTH.items())
+    pending = iter(ids)
+
+    async def worker() -> None:
+        for cid in pending:
+            head = pool.head("POST", f"/@connections/{cid}", lines, len(PAYLOAD))
+            await pool.request(head, PAYLOAD)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    elapsed = time.perf_counter() - started
+    pool.close()
+    return elapsed
+
+
+async def with_pyreqwest(port: int, ids: list[str]) -> float:
+    from pyreqwest.client import ClientBuilder  # type: ignore[import-not-found]  # optional
+
+    async with ClientBuilder().max_connections(CONCURRENCY).build() as client:
+        pending = iter(ids)
+
+        async def worker() -> None:
+            for cid in pending:
+                url = f"http://127.0.0.1:{port}/@connections/{cid}"
+                request = client.post(url).headers(AUTH).body_bytes(PAYLOAD).build()
+                await (await request.send()).bytes()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+
+
+async def with_curl_cffi(port: int, ids: list[str]) -> float:
+    from curl_cffi.requests import AsyncSession  # type: ignore[import-not-found]  # optional
+
+    async with AsyncSession(max_clients=CONCURRENCY) as session:
+        pending = iter(ids)
+
+        async def worker() -> None:
+            for cid in pending:
+                url = f"http://127.0.0.1:{port}/@connections/{cid}"
+                await session.post(url, data=PAYLOAD, headers=AUTH)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+
+
 async def with_aiohttp(port: int, ids: list[str]) -> float:
     import aiohttp
     from yarl import URL
@@ -149,6 +212,12 @@ async def with_httpx(port: int, ids: list[str]) -> float:
         return time.perf_counter() - started
 
 
+def run_on_io_loop_kind(coroutine: Coroutine[Any, Any, float]) -> float:
+    """Run on the kind of loop mangum-ws's I/O thread runs (uvloop when installed)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
 def with_urllib3(port: int, ids: list[str]) -> float:
     import urllib3
 
@@ -179,11 +248,17 @@ def compare_clients(delays: list[float], ids: list[str], repeats: int) -> None:
     for delay_ms in delays:
         with running(__file__, "--serve", str(delay_ms / 1000)) as port:
             clients: dict[str, Callable[[], float]] = {
-                "aiohttp": lambda: asyncio.run(with_aiohttp(port, ids)),
-                "httpx": lambda: asyncio.run(with_httpx(port, ids)),
+                "mangum-ws": lambda: run_on_io_loop_kind(with_pool(port, ids)),
+                "aiohttp": lambda: run_on_io_loop_kind(with_aiohttp(port, ids)),
+                "httpx": lambda: run_on_io_loop_kind(with_httpx(port, ids)),
                 "urllib3": lambda: with_urllib3(port, ids),
+                "pyreqwest": lambda: run_on_io_loop_kind(with_pyreqwest(port, ids)),
+                "curl_cffi": lambda: run_on_io_loop_kind(with_curl_cffi(port, ids)),
             }
             for name, run in clients.items():
+                if importlib.util.find_spec(name.replace("mangum-ws", "httptools")) is None:
+                    print(f"{delay_ms:>4.0f}ms{name:>10}  not installed (uv pip install {name})")
+                    continue
                 wall, cpu = median_of([cpu_timed(run) for _ in range(repeats)])
                 print(
                     f"{delay_ms:>4.0f}ms{name:>10}{len(ids) / wall:>10.0f}"
