@@ -144,7 +144,7 @@ async def with_pool(port: int, ids: list[str]) -> float:
 
 
 async def with_pyreqwest(port: int, ids: list[str]) -> float:
-    from pyreqwest.client import ClientBuilder  # type: ignore[import-not-found]  # optional
+    from pyreqwest.client import ClientBuilder  # type: ignore[import-not-found,unused-ignore]
 
     async with ClientBuilder().max_connections(CONCURRENCY).build() as client:
         pending = iter(ids)
@@ -161,7 +161,7 @@ async def with_pyreqwest(port: int, ids: list[str]) -> float:
 
 
 async def with_curl_cffi(port: int, ids: list[str]) -> float:
-    from curl_cffi.requests import AsyncSession  # type: ignore[import-not-found]  # optional
+    from curl_cffi.requests import AsyncSession  # type: ignore[import-not-found,unused-ignore]
 
     async with AsyncSession(max_clients=CONCURRENCY) as session:
         pending = iter(ids)

@@ -4,15 +4,18 @@ that has never seen AWS (no AWS_* variables, an empty HOME)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.sync.client import connect
 
+from mangum_ws.local import GatewaySettings
 from tests.browser import browser
 from tests.support.demo_auth import signed_in
 from tests.support.demo_page import join, sign_in, stop_mid_reply
@@ -182,3 +185,41 @@ def test_the_users_import_error_keeps_its_traceback(tmp_path: Path) -> None:
     assert result.stderr.splitlines()[-1] == (
         "error: importing 'broken' raised RuntimeError (traceback above)"
     )
+
+
+@pytest.mark.parametrize("value", ["-1", "43201"])
+def test_a_fanout_retry_after_outside_sqss_range_is_one_line_and_exit_2(value: str) -> None:
+    result = run_cli("demochat:handler", "--app-dir", "examples", "--fanout-retry-after", value)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: --fanout-retry-after must be 0 to 43200 seconds (SQS's range)")
+
+
+def test_fanout_retry_after_reaches_the_queue_poller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flag is a GatewaySettings field the queue poller reads (tests/test_fanout_queue.py
+    # runs that path for real); here: the CLI hands it over, and leaves None when absent.
+    import mangum_ws.local.__main__ as cli
+
+    (tmp_path / "retry_after_app.py").write_text(
+        "from fastapi import FastAPI\nfrom mangum import Mangum\nfrom mangum_ws import MangumWS\n"
+        "ws = MangumWS()\napp = FastAPI()\napp.include_router(ws.router)\n"
+        "handler = Mangum(app, lifespan='off', custom_handlers=[ws.handler])\n"
+    )
+    seen: list[GatewaySettings] = []
+
+    def capture(handler: Any, *, host: str, settings: GatewaySettings, sock: Any) -> Any:
+        sock.close()
+        seen.append(settings)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "LocalApiGateway", capture)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # main() sets Lambda's variables
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "retry_after_app", None)  # imported afresh, then dropped
+    del sys.modules["retry_after_app"]
+    for extra in (["--fanout-retry-after", "0"], ["--fanout-retry-after", "30"], []):
+        with pytest.raises(SystemExit):
+            cli.main(["retry_after_app:handler", "--app-dir", str(tmp_path), "--port", "0", *extra])
+    assert [s.fanout_retry_after for s in seen] == [0, 30, None]

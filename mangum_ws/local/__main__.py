@@ -19,6 +19,7 @@ from ..cli import Parser, bind, fail, load_target
 from ..fanout_queue import QUEUE_VARIABLE
 from ..loading import mangum_handlers
 from .lambda_runtime import PLACEHOLDER_CREDENTIALS, lambda_environment
+from .queue_poller import MAX_VISIBILITY
 from .server import LocalApiGateway
 from .settings import IDLE_TIMEOUT, MAX_CONNECTION_AGE, GatewaySettings
 
@@ -105,10 +106,20 @@ def main(argv: list[str] | None = None) -> None:
         "server), and give it to the app as MANGUM_WS_FANOUT_QUEUE, as the SAM template does; "
         "default: the MangumWS's own fanout_queue, if it has one",
     )
+    parser.add_argument(
+        "--fanout-retry-after",
+        type=int,
+        metavar="SECONDS",
+        help="a fan-out record the handler reports failed comes back after this long (0: at "
+        "once) instead of the queue's visibility timeout; receives still count toward the "
+        "redrive policy (a local shortcut: on AWS it is the visibility timeout)",
+    )
     parser.add_argument("--app-dir", default=".", help="added to sys.path before importing")
     args = parser.parse_args(argv)
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if args.fanout_retry_after is not None and not 0 <= args.fanout_retry_after <= MAX_VISIBILITY:
+        parser.error(f"--fanout-retry-after must be 0 to {MAX_VISIBILITY} seconds (SQS's range)")
 
     module_name, _, attribute = args.target.partition(":")
     sock = bind(args.host, args.port, "--port {port}")
@@ -130,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         max_connection_age=args.max_age,
         concurrency=args.concurrency,
         fanout_queue=args.fanout_queue,
+        fanout_retry_after=args.fanout_retry_after,
     )
     try:
         gateway = LocalApiGateway(handler, host=args.host, settings=settings, sock=sock)

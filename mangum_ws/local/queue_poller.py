@@ -27,6 +27,8 @@ import anyio.to_thread
 
 from ..fanout_queue import FanoutQueue
 
+# SQS's longest visibility timeout (12 h): the range ChangeMessageVisibility accepts.
+MAX_VISIBILITY = 43_200
 logger = logging.getLogger("mangum_ws.local")
 
 Invoke = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
