@@ -3,13 +3,13 @@ for a fraction of its CPU.
 
 ``SigV4Auth.add_auth`` derives the signing key (four HMACs) and rebuilds every piece of the
 canonical request on each call; for a fan-out of one body to thousands of ids on one endpoint,
-nearly all of that is the same every time. Here the key is derived once per day, region,
-service and secret (it changes with nothing else), the host and the body's hash are kept, and
-a post costs two SHA-256 passes over short strings (the timestamp is formatted once a second,
-the canonical path of an id's directory once). Credentials are botocore's own object, asked
-for a frozen copy on every request, so they refresh exactly as botocore's clients
-refresh them (session tokens included). tests/test_sigv4.py checks each request of a corpus
-against ``SigV4Auth`` itself.
+nearly all of that is the same every time. Here the key (and HMAC's two padded key blocks) is
+derived once per day, region, service and secret; what every request signed in one second with
+one method, body and set of credentials shares is built once (:class:`_Template`); and a post
+costs one SHA-256 of its canonical request and one HMAC. Credentials are botocore's own object,
+asked for a frozen copy on every request, so they refresh exactly as botocore's clients refresh
+them (session tokens included). tests/test_sigv4.py checks each request of a corpus against
+``SigV4Auth`` itself.
 """
 
 from __future__ import annotations
