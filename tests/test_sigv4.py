@@ -60,8 +60,9 @@ def test_every_request_is_signed_as_botocore_signs_it(
 ) -> None:
     base = management_endpoint(endpoint)
     signer = SigV4Signer(credentials, canonical_host(base), "eu-west-1", "execute-api")
-    for connection_id, now, body, method in itertools.product(
-        IDS, CLOCKS, BODIES, ("POST", "DELETE")
+    # The body varies fastest: one request to the next may change only the body.
+    for connection_id, now, method, body in itertools.product(
+        IDS, CLOCKS, ("POST", "DELETE"), BODIES
     ):
         url = f"{base}/@connections/{percent_encode(connection_id)}"
         path = url.split("://", 1)[1]
@@ -72,6 +73,35 @@ def test_every_request_is_signed_as_botocore_signs_it(
             url,
             now,
         )
+        # What goes on the wire: the same headers, as the request's lines. (Consecutive
+        # requests change method, body, clock or id: a reused template that should not have
+        # been would sign wrong here.)
+        lines = signer.header_lines(method, path, body, now.replace(tzinfo=UTC))
+        assert lines.endswith("\r\n")
+        assert dict(line.split(": ", 1) for line in lines[:-2].split("\r\n")) == ours
+
+
+def test_a_request_that_differs_in_one_thing_only_is_signed_afresh() -> None:
+    # The signer reuses what requests signed in one second with one method and body share:
+    # each step here changes exactly one of those (or the day), and must sign as botocore does.
+    signer = SigV4Signer(CREDENTIALS[1], "h", "eu-west-1", "execute-api")
+    first = CLOCKS[0]
+    next_second, next_day = first + timedelta(seconds=1), first + timedelta(days=1)
+    steps = [
+        ("POST", BODIES[0], first),
+        ("DELETE", BODIES[0], first),  # the method
+        ("DELETE", BODIES[1], first),  # the body
+        ("DELETE", BODIES[1], next_second),  # the second
+        ("DELETE", BODIES[1], next_day),  # the day (and so the signing key)
+        ("DELETE", bytes(BODIES[1]), next_day),  # an equal body: nothing
+        ("DELETE", b"other", next_day),  # a body of another length
+    ]
+    for method, body, now in steps:
+        ours = signer.headers(method, "/@connections/a", body, now.replace(tzinfo=UTC))
+        expected = botocore_headers(
+            CREDENTIALS[1], "eu-west-1", method, "https://h/@connections/a", body, now
+        )
+        assert ours == expected, (method, body, now)
 
 
 def test_the_signing_key_is_derived_once_per_day() -> None:
@@ -101,11 +131,17 @@ def test_refreshed_credentials_are_used_from_the_next_request() -> None:
 
     credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
     signer = SigV4Signer(credentials, "h", "eu-west-1", "execute-api")
-    now = datetime(2026, 1, 2, tzinfo=UTC)
-    tokens = [signer.headers("POST", "/@connections/a", b"x", now)["X-Amz-Security-Token"]]
-    tokens.append(signer.headers("POST", "/@connections/a", b"x", now)["X-Amz-Security-Token"])
-    assert tokens[0] != tokens[1]
-    assert all(t.startswith("token") for t in tokens)
+    now = datetime(2026, 1, 2)
+    url = "https://h/@connections/a"
+    tokens = []
+    for _ in range(3):  # same second, method and body: only the credentials change
+        ours = signer.headers("POST", "/@connections/a", b"x", now.replace(tzinfo=UTC))
+        token = ours["X-Amz-Security-Token"]
+        n = token.removeprefix("token")
+        expected = Credentials(f"ASIA{n}", f"secret{n}", token)
+        assert ours == botocore_headers(expected, "eu-west-1", "POST", url, b"x", now)
+        tokens.append(token)
+    assert len(set(tokens)) == 3
 
 
 @pytest.mark.parametrize(

@@ -172,9 +172,9 @@ class SigV4Signer:
             headers["X-Amz-Security-Token"] = template.token
         return headers
 
-    def header_lines(self, method: str, path: str, body: bytes) -> str:
+    def header_lines(self, method: str, path: str, body: bytes, now: datetime | None = None) -> str:
         """:meth:`headers` as ``Name: value\\r\\n`` lines, ready for a request's head."""
-        template, signature = self._sign(method, path, body, None)
+        template, signature = self._sign(method, path, body, now)
         lines = (
             f"Host: {self.host}\r\nX-Amz-Date: {template.stamp}\r\n"
             f"Authorization: {template.authorization_head}{signature}\r\n"
