@@ -31,7 +31,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from subprocess_server import read_request, running
@@ -118,6 +118,19 @@ def median_of(runs: list[tuple[float, float]]) -> tuple[float, float]:
 AUTH = {"Authorization": "x" * 200, "X-Amz-Date": "20260101T000000Z"}  # a signature's size
 
 
+async def timed_posts(ids: list[str], post: Callable[[str], Awaitable[object]]) -> float:
+    """Seconds for ``post(cid)`` of every id, CONCURRENCY workers sharing one iterator."""
+    pending = iter(ids)
+
+    async def worker() -> None:
+        for cid in pending:
+            await post(cid)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return time.perf_counter() - started
+
+
 async def with_pool(port: int, ids: list[str]) -> float:
     from mangum_ws.gateways.http_pool import HttpPool, Origin
 
@@ -129,51 +142,40 @@ async def with_pool(port: int, ids: list[str]) -> float:
         read_timeout=5,
     )
     lines = f"Host: 127.0.0.1:{port}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in AUTH.items())
-    pending = iter(ids)
 
-    async def worker() -> None:
-        for cid in pending:
-            head = pool.head("POST", f"/@connections/{cid}", lines, len(PAYLOAD))
-            await pool.request(head, PAYLOAD)
+    async def post(cid: str) -> object:
+        head = pool.head("POST", f"/@connections/{cid}", lines, len(PAYLOAD))
+        return await pool.request(head, PAYLOAD)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    elapsed = time.perf_counter() - started
-    pool.close()
-    return elapsed
+    try:
+        return await timed_posts(ids, post)
+    finally:
+        pool.close()
 
 
 async def with_pyreqwest(port: int, ids: list[str]) -> float:
     from pyreqwest.client import ClientBuilder  # type: ignore[import-not-found,unused-ignore]
 
     async with ClientBuilder().max_connections(CONCURRENCY).build() as client:
-        pending = iter(ids)
 
-        async def worker() -> None:
-            for cid in pending:
-                url = f"http://127.0.0.1:{port}/@connections/{cid}"
-                request = client.post(url).headers(AUTH).body_bytes(PAYLOAD).build()
-                await (await request.send()).bytes()
+        async def post(cid: str) -> object:
+            url = f"http://127.0.0.1:{port}/@connections/{cid}"
+            request = client.post(url).headers(AUTH).body_bytes(PAYLOAD).build()
+            return await (await request.send()).bytes()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return time.perf_counter() - started
+        return await timed_posts(ids, post)
 
 
 async def with_curl_cffi(port: int, ids: list[str]) -> float:
     from curl_cffi.requests import AsyncSession  # type: ignore[import-not-found,unused-ignore]
 
     async with AsyncSession(max_clients=CONCURRENCY) as session:
-        pending = iter(ids)
 
-        async def worker() -> None:
-            for cid in pending:
-                url = f"http://127.0.0.1:{port}/@connections/{cid}"
-                await session.post(url, data=PAYLOAD, headers=AUTH)
+        async def post(cid: str) -> object:
+            url = f"http://127.0.0.1:{port}/@connections/{cid}"
+            return await session.post(url, data=PAYLOAD, headers=AUTH)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return time.perf_counter() - started
+        return await timed_posts(ids, post)
 
 
 async def with_aiohttp(port: int, ids: list[str]) -> float:
@@ -182,17 +184,13 @@ async def with_aiohttp(port: int, ids: list[str]) -> float:
 
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector) as session:
-        pending = iter(ids)
 
-        async def worker() -> None:
-            for cid in pending:
-                url = URL(f"http://127.0.0.1:{port}/@connections/{cid}", encoded=False)
-                async with session.post(url, data=PAYLOAD, headers=AUTH) as answer:
-                    await answer.read()
+        async def post(cid: str) -> object:
+            url = URL(f"http://127.0.0.1:{port}/@connections/{cid}", encoded=False)
+            async with session.post(url, data=PAYLOAD, headers=AUTH) as answer:
+                return await answer.read()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return time.perf_counter() - started
+        return await timed_posts(ids, post)
 
 
 async def with_httpx(port: int, ids: list[str]) -> float:
@@ -200,16 +198,12 @@ async def with_httpx(port: int, ids: list[str]) -> float:
 
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(limits=limits) as client:
-        pending = iter(ids)
 
-        async def worker() -> None:
-            for cid in pending:
-                url = f"http://127.0.0.1:{port}/@connections/{cid}"
-                await client.post(url, content=PAYLOAD, headers=AUTH)
+        async def post(cid: str) -> object:
+            url = f"http://127.0.0.1:{port}/@connections/{cid}"
+            return await client.post(url, content=PAYLOAD, headers=AUTH)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return time.perf_counter() - started
+        return await timed_posts(ids, post)
 
 
 def run_on_io_loop_kind(coroutine: Coroutine[Any, Any, float]) -> float:
