@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -137,9 +138,17 @@ _open_pools: weakref.WeakSet[HttpPool] = weakref.WeakSet()
 
 
 def _close_at_exit(loop: asyncio.AbstractEventLoop) -> None:
-    if not loop.is_closed():
+    """Close the pools still open, and wait (briefly) until the loop has done it: the I/O
+    thread is a daemon, stopped mid-flight once the interpreter goes."""
+
+    async def close_all() -> None:
         for pool in list(_open_pools):
-            loop.call_soon_threadsafe(pool.close)
+            pool.close()
+        await asyncio.sleep(0)  # one turn of the loop: the transports' close callbacks run
+
+    if not loop.is_closed() and _open_pools:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=2)
 
 
 def _close_later(loop: asyncio.AbstractEventLoop, pool: HttpPool) -> None:
