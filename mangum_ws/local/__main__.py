@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         metavar="SECONDS",
         help="a fan-out record the handler reports failed comes back after this long (0: at "
-        "once) instead of the queue's visibility timeout; receives still count toward the "
-        "redrive policy (a local shortcut: on AWS it is the visibility timeout)",
+        "once); receives still count toward the redrive policy. A local shortcut; default: "
+        "the queue's visibility timeout, as on AWS",
     )
     parser.add_argument("--app-dir", default=".", help="added to sys.path before importing")
     args = parser.parse_args(argv)
