@@ -169,7 +169,8 @@ export interface ClientOptions {
   onSchemaMismatch?: (info: SessionInfo) => void;
   /** Called after every `$hello`: `lost` names the topics whose missed events are gone. */
   onSession?: (info: SessionInfo) => void;
-  /** How long an event that arrived ahead of a missing seq waits for it, in ms (default 5 000). */
+  /** How long, in ms of an open connection whose `$hello` is answered, an event that arrived
+   * ahead of a missing seq waits for it (default 5 000). */
   gapTimeoutMs?: number;
 }
 
