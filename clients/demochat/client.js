@@ -414,9 +414,8 @@ export class MangumWSClient {
             if (!waiting)
                 this.held.set(topic, (waiting = new Map()));
             waiting.set(seq, event);
-            if (!this.gapTimers.has(topic)) {
-                this.gapTimers.set(topic, setTimeout(() => this.skipGap(topic), this.gapTimeoutMs));
-            }
+            if (!this.gapTimers.has(topic))
+                this.waitForGap(topic);
             return;
         }
         this.lastSeq.set(topic, seq);
@@ -433,6 +432,22 @@ export class MangumWSClient {
             clearTimeout(this.gapTimers.get(topic));
             this.gapTimers.delete(topic);
         }
+    }
+    /** Wait gapTimeoutMs for a topic's missing events, counted only while the connection is open
+     * and its `$hello` answered: offline, or while a resume is unanswered, the missing events come
+     * with its replay (or the topic is reported lost), so the wait starts again. */
+    waitForGap(topic) {
+        this.gapTimers.set(topic, setTimeout(() => {
+            if (this.state === "closed") {
+                this.gapTimers.delete(topic); // nothing comes any more; no timer keeps Node running
+            }
+            else if (this.state !== "open") {
+                this.waitForGap(topic);
+            }
+            else {
+                this.skipGap(topic);
+            }
+        }, this.gapTimeoutMs));
     }
     /** The missing events never came: hand over what waited, in order. */
     skipGap(topic) {

@@ -169,7 +169,8 @@ export interface ClientOptions {
   onSchemaMismatch?: (info: SessionInfo) => void;
   /** Called after every `$hello`: `lost` names the topics whose missed events are gone. */
   onSession?: (info: SessionInfo) => void;
-  /** How long an event that arrived ahead of a missing seq waits for it, in ms (default 5 000). */
+  /** How long, in ms of an open connection whose `$hello` is answered, an event that arrived
+   * ahead of a missing seq waits for it (default 5 000). */
   gapTimeoutMs?: number;
 }
 
@@ -658,9 +659,7 @@ export class MangumWSClient<
       let waiting = this.held.get(topic);
       if (!waiting) this.held.set(topic, (waiting = new Map()));
       waiting.set(seq, event);
-      if (!this.gapTimers.has(topic)) {
-        this.gapTimers.set(topic, setTimeout(() => this.skipGap(topic), this.gapTimeoutMs));
-      }
+      if (!this.gapTimers.has(topic)) this.waitForGap(topic);
       return;
     }
     this.lastSeq.set(topic, seq);
@@ -677,6 +676,24 @@ export class MangumWSClient<
       clearTimeout(this.gapTimers.get(topic));
       this.gapTimers.delete(topic);
     }
+  }
+
+  /** Wait gapTimeoutMs for a topic's missing events, counted only while the connection is open
+   * and its `$hello` answered: offline, or while a resume is unanswered, the missing events come
+   * with its replay (or the topic is reported lost), so the wait starts again. */
+  private waitForGap(topic: string): void {
+    this.gapTimers.set(
+      topic,
+      setTimeout(() => {
+        if (this.state === "closed") {
+          this.gapTimers.delete(topic); // nothing comes any more; no timer keeps Node running
+        } else if (this.state !== "open") {
+          this.waitForGap(topic);
+        } else {
+          this.skipGap(topic);
+        }
+      }, this.gapTimeoutMs),
+    );
   }
 
   /** The missing events never came: hand over what waited, in order. */
