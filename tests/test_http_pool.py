@@ -11,7 +11,8 @@ import contextlib
 import json
 import ssl
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +68,7 @@ def run(request: pytest.FixtureRequest) -> Run[Any]:
     return run_on
 
 
+@contextmanager
 def pool_for(
     url: str,
     *,
@@ -75,14 +77,19 @@ def pool_for(
     connect_timeout: float = 5.0,
     proxy: str | None = None,
     tls: ssl.SSLContext | None = None,
-) -> HttpPool:
-    return HttpPool(
+) -> Iterator[HttpPool]:
+    """A pool to ``url``, closed when the block ends."""
+    pool = HttpPool(
         Origin.of(url, proxy),
         size=size,
         tls=tls,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 def post(pool: HttpPool, body: bytes = b"hello") -> Coroutine[Any, Any, Response]:
@@ -139,13 +146,10 @@ def test_an_idle_connection_the_server_closed_is_replaced(run: Run[None]) -> Non
             peer.send(numbered(peer, RawRequest(b"", b"")))
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             assert (await post(pool)).body == b"connection 1"
             await until(server, all_closed)  # closed while idle in the pool
             assert (await post(pool)).body == b"connection 2"  # no error surfaces
-        finally:
-            pool.close()
 
     with raw_server(one_answer_then_close) as server:
         run(main(server))
@@ -154,12 +158,9 @@ def test_an_idle_connection_the_server_closed_is_replaced(run: Run[None]) -> Non
 
 def test_keep_alive_reuses_one_connection(run: Run[None]) -> None:
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=4)
-        try:
+        with pool_for(server.url, size=4) as pool:
             for _ in range(5):
                 assert (await post(pool)).body == b"connection 1"
-        finally:
-            pool.close()
 
     with raw_server(keep_alive(numbered)) as server:
         run(main(server))
@@ -172,13 +173,10 @@ def test_connection_close_answers_are_not_reused(run: Run[None]) -> None:
         return answer(200, f"connection {peer.number}".encode(), headers="Connection: close\r\n")
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             assert (await post(pool)).body == b"connection 1"
             assert (await post(pool)).body == b"connection 2"
             await until(server, lambda s: s.open == 1)  # the client closed the first one
-        finally:
-            pool.close()
 
     with raw_server(keep_alive(says_close)) as server:
         run(main(server))
@@ -190,11 +188,8 @@ def test_an_http_1_0_answer_is_not_reused(run: Run[None]) -> None:
         return f"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n{peer.number}".encode()
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             assert [(await post(pool)).body for _ in range(2)] == [b"1", b"2"]
-        finally:
-            pool.close()
 
     with raw_server(keep_alive(old)) as server:
         run(main(server))
@@ -210,15 +205,12 @@ def test_a_chunked_error_answer_is_parsed(run: Run[None]) -> None:
         return chunked(410, body, headers="x-amzn-ErrorType: GoneException\r\n", pieces=4)
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             for _ in range(2):  # and the connection stays usable after it
                 response = await post(pool)
                 assert (response.status, response.body) == (410, body)
                 assert response.headers["x-amzn-errortype"] == "GoneException"
                 assert response.headers["transfer-encoding"] == "chunked"
-        finally:
-            pool.close()
 
     with raw_server(keep_alive(gone)) as server:
         run(main(server))
@@ -254,13 +246,10 @@ def test_an_answer_without_length_is_read_until_close(run: Run[None]) -> None:
             peer.send(b"it")
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             response = await post(pool)
             assert (response.status, response.body) == (200, b"all of it")
             assert (await post(pool)).body == b"all of it"  # on a new connection
-        finally:
-            pool.close()
 
     with raw_server(unframed) as server:
         run(main(server))
@@ -275,12 +264,8 @@ def test_an_answer_without_length_cut_by_a_reset_is_dropped(run: Run[None]) -> N
             peer.reset()
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
-            with pytest.raises(ConnectionDropped):
-                await post(pool)
-        finally:
-            pool.close()
+        with pool_for(server.url, size=1) as pool, pytest.raises(ConnectionDropped):
+            await post(pool)
 
     with raw_server(reset_mid_body) as server:
         run(main(server))
@@ -297,13 +282,10 @@ def test_an_answer_split_byte_by_byte(run: Run[None], framing: str) -> None:
         return whole[-1:]
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             for _ in range(2):
                 response = await post(pool)
                 assert (response.status, response.body) == (201, body)
-        finally:
-            pool.close()
 
     with raw_server(keep_alive(dribble)) as server:
         run(main(server))
@@ -315,12 +297,9 @@ def test_two_answers_in_one_segment_drop_the_connection(run: Run[None]) -> None:
         return answer(200, f"mine {peer.number}".encode()) + answer(200, b"not asked for")
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             assert (await post(pool)).body == b"mine 1"
             assert (await post(pool)).body == b"mine 2"  # a new connection, its own answer
-        finally:
-            pool.close()
 
     with raw_server(keep_alive(doubled)) as server:
         run(main(server))
@@ -338,13 +317,10 @@ def test_an_answer_arriving_on_an_idle_connection_drops_it(run: Run[None]) -> No
                 keep_alive(numbered)(peer)
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             assert (await post(pool)).body == b"mine 1"
             await until(server, all_closed)  # the client dropped it, idle, on its own
             assert (await post(pool)).body == b"mine 2"
-        finally:
-            pool.close()
 
     with raw_server(then_unasked) as server:
         run(main(server))
@@ -357,13 +333,10 @@ def test_interim_1xx_answers_are_skipped(run: Run[None]) -> None:
         )
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             for _ in range(2):
                 response = await post(pool)
                 assert (response.status, response.body) == (200, b"final")
-        finally:
-            pool.close()
 
     with raw_server(keep_alive(with_interim)) as server:
         run(main(server))
@@ -387,16 +360,13 @@ def test_a_read_timeout_drops_the_connection_and_its_late_answer(run: Run[None])
         keep_alive(numbered)(peer)  # would answer a second request on this connection too
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1, read_timeout=0.2)
-        try:
+        with pool_for(server.url, size=1, read_timeout=0.2) as pool:
             with pytest.raises(ReadTimedOut):
                 await post(pool)
             late.set()
             await off_loop(lambda: late_sent.wait(10))
             assert (await post(pool)).body == b"connection 2"
             await until(server, lambda s: s.open == 1)  # the timed-out one was closed
-        finally:
-            pool.close()
 
     with raw_server(slow_first) as server:
         run(main(server))
@@ -423,13 +393,10 @@ def test_read_timeouts_are_retried_by_aws_gateway_as_botocores() -> None:
 
 def test_a_refused_connection_is_connect_failed(run: Run[None]) -> None:
     async def main() -> None:
-        pool = pool_for(f"http://127.0.0.1:{free_port()}")
-        try:
+        with pool_for(f"http://127.0.0.1:{free_port()}") as pool:
             with pytest.raises(ConnectFailed) as info:
                 await post(pool)
             assert type(info.value) is ConnectFailed
-        finally:
-            pool.close()
 
     run(main())
     gateway = AwsGateway(f"http://127.0.0.1:{free_port()}", max_attempts=1)
@@ -440,12 +407,11 @@ def test_a_refused_connection_is_connect_failed(run: Run[None]) -> None:
 
 def test_a_full_backlog_is_a_connect_timeout(run: Run[None]) -> None:
     async def main(port: int) -> None:
-        pool = pool_for(f"http://127.0.0.1:{port}", connect_timeout=0.2)
-        try:
-            with pytest.raises(ConnectTimedOut):
-                await post(pool)
-        finally:
-            pool.close()
+        with (
+            pool_for(f"http://127.0.0.1:{port}", connect_timeout=0.2) as pool,
+            pytest.raises(ConnectTimedOut),
+        ):
+            await post(pool)
 
     with full_backlog() as port:
         run(main(port))
@@ -475,13 +441,10 @@ def test_garbage_is_a_dropped_connection(run: Run[None], garbage: bytes) -> None
             peer.wait_closed()
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             with pytest.raises(ConnectionDropped):
                 await post(pool)
             await until(server, all_closed)
-        finally:
-            pool.close()
 
     with raw_server(not_http) as server:
         run(main(server))
@@ -497,13 +460,10 @@ def test_a_reset_mid_answer_is_dropped_and_retried_by_aws_gateway(run: Run[None]
             keep_alive(numbered)(peer)
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             with pytest.raises(ConnectionDropped):
                 await post(pool)
             assert (await post(pool)).body == b"connection 2"
-        finally:
-            pool.close()
 
     with raw_server(reset_first) as server:
         run(main(server))
@@ -521,13 +481,10 @@ def test_a_connection_closed_before_the_request_fails_at_once(run: Run[None]) ->
             keep_alive(numbered)(peer)
 
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1, read_timeout=30)
-        try:
+        with pool_for(server.url, size=1, read_timeout=30) as pool:
             with pytest.raises(ConnectionDropped):
                 await post(pool)
             assert (await post(pool)).body.startswith(b"connection ")
-        finally:
-            pool.close()
 
     with raw_server(close_at_once) as server:
         run(main(server))
@@ -551,8 +508,7 @@ def hang_first(count: int) -> Callable[[Peer], None]:
 
 def test_cancelled_callers_free_their_connections(run: Run[None]) -> None:
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=2)
-        try:
+        with pool_for(server.url, size=2) as pool:
             stuck = [asyncio.create_task(post(pool)) for _ in range(3)]  # the third one waits
             await until(server, lambda s: len(s.requests) == 2)
             for task in stuck:
@@ -562,8 +518,6 @@ def test_cancelled_callers_free_their_connections(run: Run[None]) -> None:
             await until(server, all_closed)  # both dropped: their answers may still come
             answers = await asyncio.wait_for(asyncio.gather(*(post(pool) for _ in range(7))), 10)
             assert {a.status for a in answers} == {200}
-        finally:
-            pool.close()
 
     with raw_server(hang_first(2)) as server:
         run(main(server))
@@ -573,8 +527,7 @@ def test_cancelled_callers_free_their_connections(run: Run[None]) -> None:
 
 def test_a_cancelled_waiter_passes_its_turn_on(run: Run[None]) -> None:
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=1)
-        try:
+        with pool_for(server.url, size=1) as pool:
             first = asyncio.create_task(post(pool))
             await until(server, lambda s: len(s.requests) == 1)
             waiting = [asyncio.create_task(post(pool)) for _ in range(2)]
@@ -583,8 +536,6 @@ def test_a_cancelled_waiter_passes_its_turn_on(run: Run[None]) -> None:
             first.cancel()  # frees the connection: the turn goes to the second waiter
             assert (await asyncio.wait_for(waiting[1], 10)).status == 200
             await asyncio.gather(first, waiting[0], return_exceptions=True)
-        finally:
-            pool.close()
 
     with raw_server(hang_first(1)) as server:
         run(main(server))
@@ -593,12 +544,9 @@ def test_a_cancelled_waiter_passes_its_turn_on(run: Run[None]) -> None:
 
 def test_more_requests_than_connections(run: Run[None]) -> None:
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=3)
-        try:
+        with pool_for(server.url, size=3) as pool:
             answers = await asyncio.gather(*(post(pool, f"{i}".encode()) for i in range(40)))
             assert {a.status for a in answers} == {200}
-        finally:
-            pool.close()
         await until(server, all_closed)
         with pytest.raises(ConnectionDropped, match="closed"):
             await post(pool)
@@ -611,10 +559,9 @@ def test_more_requests_than_connections(run: Run[None]) -> None:
 
 def test_close_fails_requests_in_flight_and_waiting(run: Run[None]) -> None:
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, size=2)
-        tasks = [asyncio.create_task(post(pool)) for _ in range(4)]
-        await until(server, lambda s: len(s.requests) == 2)
-        pool.close()
+        with pool_for(server.url, size=2) as pool:
+            tasks = [asyncio.create_task(post(pool)) for _ in range(4)]
+            await until(server, lambda s: len(s.requests) == 2)
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         assert [type(o) for o in outcomes] == [ConnectionDropped] * 4
         await until(server, all_closed)
@@ -646,19 +593,20 @@ def tls_client_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
+def through(
+    proxy: RawServer, tls: ssl.SSLContext, credentials: str = "", **options: Any
+) -> AbstractContextManager[HttpPool]:
+    """A pool to ``https://HOST`` through the CONNECT ``proxy`` (``user:pass@`` credentials)."""
+    proxy_url = f"http://{credentials}127.0.0.1:{proxy.port}"
+    return pool_for(f"https://{HOST}", proxy=proxy_url, tls=tls, **options)
+
+
 @pytest.mark.parametrize("credentials", ["", "user:p%40ss@"])
 def test_https_through_a_connect_proxy(run: Run[None], ca: trustme.CA, credentials: str) -> None:
     async def main(proxy: RawServer) -> None:
-        pool = pool_for(
-            f"https://{HOST}",
-            proxy=f"http://{credentials}127.0.0.1:{proxy.port}",
-            tls=tls_client_context(ca),
-        )
-        try:
+        with through(proxy, tls_client_context(ca), credentials) as pool:
             for _ in range(3):
                 assert (await post(pool)).body == b"connection 1"
-        finally:
-            pool.close()
         await until(proxy, all_closed)
 
     with (
@@ -678,17 +626,13 @@ def test_https_through_a_connect_proxy(run: Run[None], ca: trustme.CA, credentia
 
 def test_https_straight_to_the_origin(run: Run[None], ca: trustme.CA) -> None:
     async def main(server: RawServer) -> None:
-        pool = pool_for(server.url, tls=tls_client_context(ca))
-        try:
+        with pool_for(server.url, tls=tls_client_context(ca)) as pool:
             assert [(await post(pool)).body for _ in range(3)] == [b"connection 1"] * 3
-        finally:
-            pool.close()
-        untrusted = pool_for(server.url, tls=ssl.create_default_context())
-        try:
-            with pytest.raises(TlsFailed, match="CERTIFICATE_VERIFY_FAILED"):
-                await post(untrusted)
-        finally:
-            untrusted.close()
+        with (
+            pool_for(server.url, tls=ssl.create_default_context()) as untrusted,
+            pytest.raises(TlsFailed, match="CERTIFICATE_VERIFY_FAILED"),
+        ):
+            await post(untrusted)
         await until(server, all_closed)
 
     with raw_server(keep_alive(numbered), tls=tls_server_context(ca)) as server:
@@ -700,16 +644,11 @@ def test_an_untrusted_certificate_through_a_proxy_is_tls_failed(
     run: Run[None], ca: trustme.CA
 ) -> None:
     async def main(proxy: RawServer) -> None:
-        pool = pool_for(
-            f"https://{HOST}",
-            proxy=f"http://127.0.0.1:{proxy.port}",
-            tls=ssl.create_default_context(),
-        )
-        try:
-            with pytest.raises(TlsFailed, match="CERTIFICATE_VERIFY_FAILED"):
-                await post(pool)
-        finally:
-            pool.close()
+        with (
+            through(proxy, ssl.create_default_context()) as pool,
+            pytest.raises(TlsFailed, match="CERTIFICATE_VERIFY_FAILED"),
+        ):
+            await post(pool)
         await until(proxy, all_closed)
 
     with (
@@ -721,14 +660,11 @@ def test_an_untrusted_certificate_through_a_proxy_is_tls_failed(
 
 def test_a_proxy_refusing_connect_is_proxy_failed(run: Run[None], ca: trustme.CA) -> None:
     async def main(proxy: RawServer) -> None:
-        pool = pool_for(
-            f"https://{HOST}", proxy=f"http://127.0.0.1:{proxy.port}", tls=tls_client_context(ca)
-        )
-        try:
-            with pytest.raises(ProxyFailed, match="407"):
-                await post(pool)
-        finally:
-            pool.close()
+        with (
+            through(proxy, tls_client_context(ca)) as pool,
+            pytest.raises(ProxyFailed, match="407"),
+        ):
+            await post(pool)
         await until(proxy, all_closed)
 
     with connect_proxy(free_port(), refuse=407) as proxy:
@@ -739,17 +675,11 @@ def test_a_proxy_that_never_answers_connect_times_out_and_is_closed(
     run: Run[None], ca: trustme.CA
 ) -> None:
     async def main(proxy: RawServer) -> None:
-        pool = pool_for(
-            f"https://{HOST}",
-            proxy=f"http://127.0.0.1:{proxy.port}",
-            tls=tls_client_context(ca),
-            connect_timeout=0.2,
-        )
-        try:
-            with pytest.raises(ConnectTimedOut):
-                await post(pool)
-        finally:
-            pool.close()
+        with (
+            through(proxy, tls_client_context(ca), connect_timeout=0.2) as pool,
+            pytest.raises(ConnectTimedOut),
+        ):
+            await post(pool)
         await until(proxy, all_closed)  # the half-made tunnel is not left open
 
     with connect_proxy(free_port(), silent=True) as proxy:
@@ -763,12 +693,9 @@ def test_a_pool_closed_while_connecting_drops_the_new_connection(
     hold = threading.Event()
 
     async def main(proxy: RawServer) -> None:
-        pool = pool_for(
-            f"https://{HOST}", proxy=f"http://127.0.0.1:{proxy.port}", tls=tls_client_context(ca)
-        )
-        task = asyncio.create_task(post(pool))
-        await until(proxy, lambda s: len(s.requests) == 1)  # the CONNECT is waiting
-        pool.close()
+        with through(proxy, tls_client_context(ca)) as pool:
+            task = asyncio.create_task(post(pool))
+            await until(proxy, lambda s: len(s.requests) == 1)  # the CONNECT is waiting
         hold.set()
         with pytest.raises(ConnectionDropped, match="closed"):
             await task
