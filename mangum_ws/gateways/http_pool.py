@@ -204,9 +204,6 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, request: bytes, within: float) -> Response:
         """Write ``request``; its answer, or ReadTimedOut after ``within`` seconds (a timer
         handle, cheaper per request than ``asyncio.timeout``'s context)."""
-        if not self.usable:  # closed since it was opened: nothing would ever answer
-            self.close()
-            raise ConnectionDropped("the connection closed before the request was sent")
         assert self.transport is not None
         answer: asyncio.Future[Response] = self._loop.create_future()
         self._answer = answer
@@ -296,10 +293,13 @@ class HttpPool:
                     self._wake_one()
                     raise
                 self._connections.add(connection)
-                if self._closed:  # closed while this one was being opened
+                if self._closed or not connection.usable:
+                    # The pool was closed while this one was being opened, or the peer closed
+                    # it at once: a request written now would never be answered.
                     self._drop(connection)
                     self._wake_one()
-                    raise ConnectionDropped("the HTTP pool is closed")
+                    closed = "the HTTP pool is" if self._closed else "the connection was"
+                    raise ConnectionDropped(f"{closed} closed before the request was sent")
                 return connection
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
