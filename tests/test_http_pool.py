@@ -7,7 +7,6 @@ whose transports differ) and through AwsGateway where botocore's exceptions and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import ssl
 import threading
@@ -102,35 +101,8 @@ def numbered(peer: Peer, request: RawRequest) -> bytes:
     return answer(200, f"connection {peer.number}".encode())
 
 
-async def off_loop(wait: Callable[[], object]) -> None:
-    """Run a blocking wait in a thread of its own. (Not in the loop's default executor: when
-    a test failed, uvloop's Runner hung for good in shutdown_default_executor.)"""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle(error: BaseException | None) -> None:
-        if done.done():
-            return
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
-
-    def waiting() -> None:
-        error: BaseException | None = None
-        try:
-            wait()
-        except BaseException as exc:
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-            loop.call_soon_threadsafe(settle, error)
-
-    threading.Thread(target=waiting, daemon=True).start()
-    await done
-
-
 async def until(server: RawServer, condition: Callable[[RawServer], bool]) -> None:
-    await off_loop(lambda: server.wait_for(condition))
+    await asyncio.to_thread(server.wait_for, condition)
 
 
 def all_closed(server: RawServer) -> bool:
@@ -364,7 +336,7 @@ def test_a_read_timeout_drops_the_connection_and_its_late_answer(run: Run[None])
             with pytest.raises(ReadTimedOut):
                 await post(pool)
             late.set()
-            await off_loop(lambda: late_sent.wait(10))
+            await asyncio.to_thread(late_sent.wait, 10)
             assert (await post(pool)).body == b"connection 2"
             await until(server, lambda s: s.open == 1)  # the timed-out one was closed
 
