@@ -119,8 +119,9 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(ConnectionDropped(f"the endpoint's answer is not HTTP/1.1: {exc}"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            # (An upgrade is not an error to httptools, but nothing here asked for one.)
+            self.fail(ConnectionDropped(f"the endpoint's answer is not HTTP/1.1: {exc!r}"))
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -130,8 +131,10 @@ class _Connection(asyncio.Protocol):
         answer = self._answer
         if answer is None or answer.done():
             return
-        if self._headers_done and not self._framed:
-            self._complete()  # a body read until close is complete when the peer closes
+        if self._headers_done and not self._framed and exc is None:
+            # A body read until close is complete when the peer closes (a reset is no end:
+            # the body may have been cut short).
+            self._complete()
         else:
             reason = f": {exc}" if exc else ""
             answer.set_exception(ConnectionDropped(f"the connection closed mid-answer{reason}"))
@@ -139,7 +142,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         if self._answer is None:  # an answer nobody asked for: this connection is unusable
-            self._fail(ConnectionDropped("the endpoint answered a request that was not sent"))
+            self.fail(ConnectionDropped("the endpoint answered a request that was not sent"))
         self._headers_done = False
         self._headers = {}
         self._body = []
@@ -150,15 +153,21 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._headers_done = True
         headers = self._headers
-        self._framed = "content-length" in headers or "chunked" in headers.get(
-            "transfer-encoding", ""
-        )
+        encoding = headers.get("transfer-encoding", "").lower()
+        self._framed = "content-length" in headers or "chunked" in encoding
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self.reusable = self._parser.should_keep_alive()
+        status = self._parser.get_status_code()
+        if status < 200:
+            if status == 101:  # switched to another protocol: no answer will come
+                self.fail(ConnectionDropped("the endpoint switched protocols (101)"))
+            # else an interim answer (100 Continue, 103 Early Hints): the final one follows,
+            # and a client must take any number of them (RFC 9110, 15.2).
+            return
+        self.reusable = self.reusable and self._parser.should_keep_alive()
         self._complete()
 
     # the request
@@ -168,7 +177,7 @@ class _Connection(asyncio.Protocol):
             status = self._parser.get_status_code()
             answer.set_result(Response(status, self._headers, b"".join(self._body)))
 
-    def _fail(self, error: HttpError) -> None:
+    def fail(self, error: HttpError) -> None:
         self.reusable = False
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
@@ -179,6 +188,18 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    @property
+    def usable(self) -> bool:
+        """Open, and fit for another request. A transport that saw the peer's close is
+        closing before ``connection_lost`` runs (a loop iteration later): it counts too."""
+        transport = self.transport
+        return (
+            not self.closed
+            and self.reusable
+            and transport is not None
+            and not transport.is_closing()
+        )
 
     async def exchange(self, request: bytes, within: float) -> Response:
         """Write ``request``; its answer, or ReadTimedOut after ``within`` seconds (a timer
@@ -192,14 +213,14 @@ class _Connection(asyncio.Protocol):
         try:
             return await answer
         except asyncio.CancelledError:
-            self._fail(ConnectionDropped("cancelled"))  # its answer may still come: not reusable
+            self.fail(ConnectionDropped("cancelled"))  # its answer may still come: not reusable
             raise
         finally:
             timer.cancel()
 
     def _time_out(self, answer: asyncio.Future[Response], within: float) -> None:
         if answer is self._answer:
-            self._fail(ReadTimedOut(f"no complete answer within {within:g} s"))
+            self.fail(ReadTimedOut(f"no complete answer within {within:g} s"))
 
 
 class HttpPool:
@@ -224,7 +245,8 @@ class HttpPool:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._idle: collections.deque[_Connection] = collections.deque()
-        self._open = 0
+        self._open = 0  # connections counted against ``size``: idle, busy or being opened
+        self._connections: set[_Connection] = set()  # the open ones, for close()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
         proxy = urlsplit(origin.proxy) if origin.proxy else None
@@ -259,17 +281,26 @@ class HttpPool:
                 raise ConnectionDropped("the HTTP pool is closed")
             while self._idle:
                 connection = self._idle.pop()  # the most recent: least likely to be timed out
-                if not connection.closed:
+                if connection.usable:
                     return connection
-                self._open -= 1
+                self._drop(connection)  # closed by the peer while idle: open a new one
             if self._open < self.size:
                 self._open += 1
                 try:
-                    return await self._connect()
+                    connection = await self._connect()
                 except BaseException:
                     self._open -= 1
                     self._wake_one()
                     raise
+                self._connections.add(connection)
+                if self._closed or not connection.usable:
+                    # The pool was closed while this one was being opened, or the peer closed
+                    # it at once: a request written now would never be answered.
+                    self._drop(connection)
+                    self._wake_one()
+                    closed = "the HTTP pool is" if self._closed else "the connection was"
+                    raise ConnectionDropped(f"{closed} closed before the request was sent")
+                return connection
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
@@ -280,12 +311,16 @@ class HttpPool:
                 raise
 
     def _release(self, connection: _Connection) -> None:
-        if connection.closed or not connection.reusable or self._closed:
-            connection.close()
-            self._open -= 1
-        else:
+        if connection.usable and not self._closed:
             self._idle.append(connection)
+        else:
+            self._drop(connection)
         self._wake_one()
+
+    def _drop(self, connection: _Connection) -> None:
+        connection.close()
+        self._connections.discard(connection)
+        self._open -= 1
 
     def _wake_one(self) -> None:
         while self._waiters:
@@ -333,29 +368,35 @@ class HttpPool:
         """An https origin through an HTTP proxy: ``CONNECT host:port``, then TLS inside."""
         host, port = self._first_hop()
         transport, tunnel = await loop.create_connection(_TunnelAnswer, host, port)
-        _keep_alive(transport)
-        target = f"{self.origin.authority}:{self.origin.port}"
-        transport.write(
-            f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{self._proxy_auth}\r\n".encode()
-        )
-        status = await tunnel.status
-        if status != 200:
-            transport.close()
-            raise ProxyFailed(f"the proxy answered CONNECT {target} with {status}")
-        connection = _Connection(loop)
-        assert self._tls is not None
-        tls_transport = await loop.start_tls(
-            transport, connection, self._tls, server_hostname=self.origin.host
-        )
+        try:
+            _keep_alive(transport)
+            target = f"{self.origin.authority}:{self.origin.port}"
+            transport.write(
+                f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{self._proxy_auth}\r\n".encode()
+            )
+            status = await tunnel.status
+            if status != 200:
+                raise ProxyFailed(f"the proxy answered CONNECT {target} with {status}")
+            connection = _Connection(loop)
+            assert self._tls is not None
+            tls_transport = await loop.start_tls(
+                transport, connection, self._tls, server_hostname=self.origin.host
+            )
+        except BaseException:
+            transport.close()  # a refusal, a timeout, a failed handshake: no socket left open
+            raise
         assert tls_transport is not None
         connection.connection_made(tls_transport)
         return connection
 
     def close(self) -> None:
-        """Close every connection; requests still in flight fail with ConnectionDropped."""
+        """Close every connection; requests still in flight or waiting for a connection fail
+        with ConnectionDropped, and so do requests made after."""
         self._closed = True
-        while self._idle:
-            self._idle.pop().close()
+        self._idle.clear()
+        for connection in self._connections:
+            connection.fail(ConnectionDropped("the HTTP pool was closed"))
+        self._connections.clear()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
