@@ -76,6 +76,7 @@ def pool_for(
     connect_timeout: float = 5.0,
     proxy: str | None = None,
     tls: ssl.SSLContext | None = None,
+    idle_timeout: float = 60.0,
 ) -> Iterator[HttpPool]:
     """A pool to ``url``, closed when the block ends."""
     pool = HttpPool(
@@ -84,6 +85,7 @@ def pool_for(
         tls=tls,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
+        idle_timeout=idle_timeout,
     )
     try:
         yield pool
@@ -137,6 +139,22 @@ def test_keep_alive_reuses_one_connection(run: Run[None]) -> None:
     with raw_server(keep_alive(numbered)) as server:
         run(main(server))
         assert server.accepted == 1
+
+
+def test_a_connection_idle_past_the_idle_timeout_is_replaced(run: Run[None]) -> None:
+    # The server would keep it open: the client does not trust a socket that long idle (a
+    # Lambda thawing after a freeze would find it closed by the peer, unread).
+    async def main(server: RawServer) -> None:
+        with pool_for(server.url, size=1, idle_timeout=0.2) as pool:
+            assert (await post(pool)).body == b"connection 1"
+            assert (await post(pool)).body == b"connection 1"  # within the idle timeout
+            await asyncio.sleep(0.3)  # the thing under test is time itself
+            assert (await post(pool)).body == b"connection 2"
+            await until(server, lambda s: s.open == 1)  # the old one closed by the client
+
+    with raw_server(keep_alive(numbered)) as server:
+        run(main(server))
+        assert server.accepted == 2
 
 
 def test_connection_close_answers_are_not_reused(run: Run[None]) -> None:

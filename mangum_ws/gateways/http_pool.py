@@ -21,6 +21,7 @@ import base64
 import collections
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
@@ -39,6 +40,13 @@ __all__ = [
     "Response",
     "TlsFailed",
 ]
+
+
+# A connection idle this long is not used again (aiohttp's keep-alive default). A peer closes idle
+# connections on a timer of its own, and a Lambda frozen between invocations does not see that
+# close until it thaws: the loop has not yet read the FIN when the first post takes the socket,
+# and that post would fail (and be retried). Past this, a fresh connection is opened instead.
+IDLE_TIMEOUT = 15.0
 
 
 class HttpError(Exception):
@@ -106,6 +114,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = True
+        self.idle_until = 0.0  # set each time it goes back to the pool
         self._answer: asyncio.Future[Response] | None = None
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -238,9 +247,11 @@ class HttpPool:
         tls: ssl.SSLContext | None,
         connect_timeout: float,
         read_timeout: float,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.origin = origin
         self.size = size
+        self._idle_timeout = idle_timeout
         self._tls = tls if origin.scheme == "https" else None
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -281,9 +292,9 @@ class HttpPool:
                 raise ConnectionDropped("the HTTP pool is closed")
             while self._idle:
                 connection = self._idle.pop()  # the most recent: least likely to be timed out
-                if connection.usable:
+                if connection.usable and time.monotonic() < connection.idle_until:
                     return connection
-                self._drop(connection)  # closed by the peer while idle: open a new one
+                self._drop(connection)  # closed by the peer, or idle too long: open a new one
             if self._open < self.size:
                 self._open += 1
                 try:
@@ -312,6 +323,7 @@ class HttpPool:
 
     def _release(self, connection: _Connection) -> None:
         if connection.usable and not self._closed:
+            connection.idle_until = time.monotonic() + self._idle_timeout
             self._idle.append(connection)
         else:
             self._drop(connection)
