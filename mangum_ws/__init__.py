@@ -1,6 +1,6 @@
 """mangum-ws: type-routed WebSocket RPC for FastAPI on API Gateway + Lambda, and locally."""
 
-__version__ = "0.3.0"  # first: modules of the package read it while it imports
+__version__ = "0.3.1"  # first: modules of the package read it while it imports
 
 import warnings
 from typing import Any

@@ -151,7 +151,7 @@ def test_sam_validates_and_builds_the_demo_and_the_built_function_answers(
     )
     assert result.returncode == 0, result.stderr
     output: dict[str, Any] = json.loads(result.stdout)
-    assert output["version"] == "0.3.0"
+    assert output["version"] == "0.3.1"
     policy, connect_answer, message_answer = output["answers"]
     assert (policy["principalId"], policy["context"]) == ("ann", {"role": "member"})
     assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"

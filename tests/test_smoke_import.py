@@ -65,4 +65,4 @@ def test_the_version_is_the_packages() -> None:
     from pathlib import Path
 
     pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
-    assert pyproject["project"]["version"] == mangum_ws.__version__ == "0.3.0"
+    assert pyproject["project"]["version"] == mangum_ws.__version__ == "0.3.1"
