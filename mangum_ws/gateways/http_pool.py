@@ -235,8 +235,9 @@ class _Connection(asyncio.Protocol):
 class HttpPool:
     """Up to ``size`` keep-alive connections to ``origin``; lives on the loop that first uses it.
 
-    A connection carries one request at a time; one that is closed by the peer while idle, or
-    answers ``Connection: close``, is dropped and replaced by a new one at the next request.
+    A connection carries one request at a time; one that is closed by the peer while idle, has
+    been idle longer than ``idle_timeout``, or answered ``Connection: close`` is dropped and
+    replaced by a new one at the next request.
     """
 
     def __init__(
