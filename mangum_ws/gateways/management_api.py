@@ -90,7 +90,9 @@ class ManagementApiSession:
 
     def _pool(self) -> HttpPool:
         if self._http is None:
-            tls = ssl.create_default_context(cafile=self._ca_bundle)
+            # Loading the trust store takes milliseconds: only where TLS is spoken.
+            https = self._origin.scheme == "https"
+            tls = ssl.create_default_context(cafile=self._ca_bundle) if https else None
             self._http = HttpPool(
                 self._origin,
                 size=self._pool_size,
